@@ -1,0 +1,1 @@
+"""Exporters: deployment backends (ONNX, TorchScript, torch.export) that consume the lowered model."""

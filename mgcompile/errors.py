@@ -1,0 +1,21 @@
+"""User-facing errors.
+
+Every problem a user can fix (bad spec value, unknown model, missing file, corrupt
+checkpoint) is raised as :class:`MGCompileError` with a one-line message that names
+the problem and the fix. The CLI turns it into click's usage-error exit code (2)
+without a traceback; library users catch it as a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+
+class MGCompileError(ValueError):
+    """A problem with the user's input, explained in one line."""
+
+
+class SpecError(MGCompileError):
+    """An invalid spec field; the message names the field and the allowed values."""
+
+
+class GraphError(MGCompileError):
+    """An IR that fails verification (shape mismatch, bad groups, cycle, ...)."""

@@ -1,0 +1,37 @@
+"""Frontends: turn user input (a spec, a torch module) into the IR."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from mgcompile.errors import SpecError
+from mgcompile.ir.graph import Graph
+from mgcompile.spec import Spec
+
+# arch name -> function building the base network's IR (with step macros) from a spec
+SPEC_FRONTENDS: dict[str, Callable[[Spec], Graph]] = {}
+
+
+def register_spec_frontend(arch: str) -> Callable[[Callable[[Spec], Graph]], Callable[[Spec], Graph]]:
+    def deco(fn: Callable[[Spec], Graph]) -> Callable[[Spec], Graph]:
+        SPEC_FRONTENDS[arch] = fn
+        return fn
+
+    return deco
+
+
+def graph_from_spec(spec: Spec) -> Graph:
+    """The base network of ``spec`` as an IR (step macros, MG parameters in graph meta)."""
+    _load_builtin_frontends()
+    try:
+        fn = SPEC_FRONTENDS[spec.arch]
+    except KeyError:
+        raise SpecError(f"field 'arch' is {spec.arch!r}; no frontend for it (known: {', '.join(sorted(SPEC_FRONTENDS))})") from None
+    return fn(spec)
+
+
+def _load_builtin_frontends() -> None:
+    if "resnet" not in SPEC_FRONTENDS:
+        from mgcompile.frontends.resnet import resnet_graph
+
+        SPEC_FRONTENDS["resnet"] = resnet_graph

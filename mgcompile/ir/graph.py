@@ -1,0 +1,212 @@
+"""The graph IR: a ``networkx.DiGraph`` of typed op nodes.
+
+Node keys are hierarchical names (``stage3.block2.level1.conv1``) that the PyTorch
+backend turns into module names, so a parameter in the lowered model is found by
+the IR node it came from. Each node stores
+
+* ``op``     – a name from :data:`mgcompile.ir.ops.OPS`,
+* ``attrs``  – the op's typed attributes (defaults filled in),
+* ``inputs`` – the ordered argument list (the edges mirror it; the list keeps order
+  and repeated arguments, which a DiGraph's edges cannot),
+* ``shape``  – (C, H, W) once shape inference ran,
+* ``meta``   – free-form annotations that passes and the audit read
+  (``stage``, ``step``, ``level``, ``role``),
+* ``order``  – a tuple that makes the topological order deterministic and keeps
+  expanded subgraphs where their macro was.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator, Mapping
+
+import networkx as nx
+
+from mgcompile.errors import GraphError
+from mgcompile.ir.ops import Shape, normalize_attrs, opdef
+
+IR_FORMAT = "mgcompile-ir"
+IR_VERSION = 1
+
+
+class Graph:
+    """A thin, explicit wrapper around ``networkx.DiGraph`` (available as ``.nx``)."""
+
+    def __init__(self, meta: Mapping[str, Any] | None = None) -> None:
+        self.nx = nx.DiGraph()
+        self.nx.graph.update(meta or {})
+        self._next = 0
+
+    # ---- building -----------------------------------------------------------------
+    def add(
+        self,
+        name: str,
+        op: str,
+        inputs: Iterable[str] = (),
+        *,
+        meta: Mapping[str, Any] | None = None,
+        order: tuple[int, ...] | None = None,
+        **attrs: Any,
+    ) -> str:
+        """Add node ``name`` computing ``op(*inputs)``; returns ``name`` for chaining."""
+        if name in self.nx:
+            raise GraphError(f"duplicate node name {name!r}")
+        inputs = list(inputs)
+        for src in inputs:
+            if src not in self.nx:
+                raise GraphError(f"node {name!r} uses {src!r}, which is not in the graph")
+        if order is None:
+            order = (self._next,)
+            self._next += 1
+        self.nx.add_node(
+            name,
+            op=op,
+            attrs=normalize_attrs(op, attrs),
+            inputs=inputs,
+            shape=None,
+            meta=dict(meta or {}),
+            order=tuple(order),
+        )
+        for src in inputs:
+            self.nx.add_edge(src, name)
+        return name
+
+    def set_inputs(self, name: str, inputs: list[str]) -> None:
+        for src in self.inputs(name):
+            if self.nx.has_edge(src, name):
+                self.nx.remove_edge(src, name)
+        self.nx.nodes[name]["inputs"] = list(inputs)
+        for src in inputs:
+            self.nx.add_edge(src, name)
+
+    def replace_uses(self, old: str, new: str, *, exclude: Iterable[str] = ()) -> None:
+        """Make every user of ``old`` (except ``exclude``) read ``new`` instead."""
+        skip = set(exclude)
+        for user in list(self.users(old)):
+            if user in skip:
+                continue
+            self.set_inputs(user, [new if x == old else x for x in self.inputs(user)])
+
+    def remove(self, name: str) -> None:
+        if self.users(name):
+            raise GraphError(f"cannot remove {name!r}: still used by {', '.join(self.users(name))}")
+        self.nx.remove_node(name)
+
+    def copy(self) -> "Graph":
+        g = Graph(self.nx.graph)
+        g.nx = self.nx.copy()
+        for n in g.nx.nodes:
+            data = g.nx.nodes[n]
+            data["attrs"] = dict(data["attrs"])
+            data["meta"] = dict(data["meta"])
+            data["inputs"] = list(data["inputs"])
+        g._next = self._next
+        return g
+
+    # ---- reading ------------------------------------------------------------------
+    def __contains__(self, name: str) -> bool:
+        return name in self.nx
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def op(self, name: str) -> str:
+        return self.nx.nodes[name]["op"]
+
+    def attrs(self, name: str) -> dict[str, Any]:
+        return self.nx.nodes[name]["attrs"]
+
+    def meta(self, name: str) -> dict[str, Any]:
+        return self.nx.nodes[name]["meta"]
+
+    def order(self, name: str) -> tuple[int, ...]:
+        return self.nx.nodes[name]["order"]
+
+    def inputs(self, name: str) -> list[str]:
+        return list(self.nx.nodes[name]["inputs"])
+
+    def users(self, name: str) -> list[str]:
+        return sorted(self.nx.successors(name), key=self.order)
+
+    def shape(self, name: str) -> Shape:
+        s = self.nx.nodes[name]["shape"]
+        if s is None:
+            raise GraphError(f"node {name!r} has no shape yet; run infer_shapes first")
+        return s
+
+    def set_shape(self, name: str, shape: Shape) -> None:
+        self.nx.nodes[name]["shape"] = tuple(int(x) for x in shape)
+
+    def nodes(self, op: str | None = None) -> list[str]:
+        """Node names in deterministic topological order, optionally of one op kind."""
+        order = list(nx.lexicographical_topological_sort(self.nx, key=lambda n: self.order(n)))
+        return [n for n in order if op is None or self.op(n) == op]
+
+    def inputs_of_graph(self) -> list[str]:
+        return self.nodes("input")
+
+    def outputs_of_graph(self) -> list[str]:
+        return self.nodes("output")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.nodes())
+
+    @property
+    def meta_graph(self) -> dict[str, Any]:
+        """Graph-level annotations (the spec, conversion notes, ...)."""
+        return self.nx.graph
+
+    # ---- serialisation --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = nx.node_link_data(self.nx, edges="edges")
+        for node in data["nodes"]:
+            node["order"] = list(node["order"])
+            node["shape"] = list(node["shape"]) if node["shape"] is not None else None
+        data["graph"] = dict(data["graph"])
+        data["graph"]["format"] = IR_FORMAT
+        data["graph"]["ir_version"] = IR_VERSION
+        return data
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Graph":
+        graph_meta = dict(data.get("graph", {}))
+        if graph_meta.pop("format", None) != IR_FORMAT:
+            raise GraphError("not an mgcompile IR (graph.format != 'mgcompile-ir'); pass a graph.json written by mgcompile")
+        version = graph_meta.pop("ir_version", None)
+        if version != IR_VERSION:
+            raise GraphError(f"IR version {version} is not supported (this mgcompile reads {IR_VERSION})")
+        data = dict(data)
+        data["graph"] = graph_meta
+        g = cls()
+        g.nx = nx.node_link_graph(data, directed=True, multigraph=False, edges="edges")
+        for n in g.nx.nodes:
+            node = g.nx.nodes[n]
+            opdef(node["op"])
+            node["order"] = tuple(node["order"])
+            node["shape"] = tuple(node["shape"]) if node.get("shape") is not None else None
+            node["attrs"] = normalize_attrs(node["op"], node["attrs"])
+        g._next = 1 + max((g.order(n)[0] for n in g.nx.nodes), default=-1)
+        return g
+
+    @classmethod
+    def from_json(cls, text: str) -> "Graph":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise GraphError(f"graph JSON is corrupt ({exc.msg} at line {exc.lineno}); re-run mgcompile convert") from None
+
+    def __repr__(self) -> str:
+        return f"Graph({len(self)} nodes)"
+
+    def format(self) -> str:
+        """A readable listing, one node per line, like ``torch.fx.Graph.print_tabular``."""
+        lines = []
+        for n in self.nodes():
+            d = self.nx.nodes[n]
+            attrs = ", ".join(f"{k}={v}" for k, v in d["attrs"].items() if k != "permutation")
+            shape = "x".join(map(str, d["shape"])) if d["shape"] else "?"
+            lines.append(f"{n:<44} {d['op']:<14} ({', '.join(d['inputs'])}) [{shape}] {attrs}")
+        return "\n".join(lines)

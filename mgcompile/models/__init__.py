@@ -1,0 +1,3 @@
+"""Model families; importing this package fills the registry."""
+
+from mgcompile.models import resnet  # noqa: F401

@@ -1,0 +1,151 @@
+"""Replace each constant-width residual step by its multigrid-in-channels cycle.
+
+Rewrite rules (the graph's ``multigrid`` meta gives s_g, θ, cycle, transfer, t):
+
+1. A ``residual`` step with ``in == out``, stride 1 and width C >= θ becomes a cycle
+   over the levels of :func:`mgcompile.spec.mg_levels` (fine widths C_0 = C > C_1 > ...
+   >= θ, coarsest C_L < θ). Level j's step is the same residual step at width C_j,
+   grouped with groups = C_j / s_g (one group when C_j <= s_g); the coarsest step is
+   fully coupled.
+2. ``multiplicative`` (Algorithm 1): r_j = R_j z_j straight down; y_L = step(r_{L-1});
+   going up, z_j <- z_j + BN(P_j(y_{j+1} - r_j)) (the τ-correction), then the grouped step.
+3. ``additive`` (eqs. 5-8): the same restrictions; y_L = step(z_L); going up,
+   y_j = z_j + F_g(z_j) + BN(P_j(y_{j+1} - r_j)) (the correction enters the step's sum,
+   before its post-activation).
+4. ``sparse`` transfer: one fixed random permutation Π_j of the fine channels per level
+   (stored in the node attributes, never regenerated); R_j = G_R ∘ Π_j maps each block
+   of 2t fine channels to t coarse ones, P_j = Π_jᵀ ∘ G_P maps them back. t is clamped
+   to C_j/2 and lowered to the largest t' with 2t' | C_j (noted). ``grouped``: plain
+   grouped 1x1 convs with groups = C_j / s_g.
+5. A step narrower than θ is already coarse: it stays a base step (noted).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from mgcompile.errors import SpecError
+from mgcompile.ir.graph import Graph
+from mgcompile.ir.rewrite import Insertion, replace_node
+from mgcompile.spec import mg_levels
+
+
+def sparse_nnz(width: int, requested: int) -> int:
+    """Nonzeros per row of P on a level of ``width`` channels: clamp to width/2, need 2t | width."""
+    t = max(1, min(requested, width // 2))
+    while width % (2 * t):
+        t -= 1
+    return t
+
+
+def level_permutation(seed: int, step: str, level: int, width: int) -> list[int]:
+    """The fixed random channel permutation of one fine level (deterministic in seed and name)."""
+    key = zlib.crc32(f"{step}/level{level}".encode())
+    rng = np.random.default_rng([seed, key])
+    return [int(i) for i in rng.permutation(width)]
+
+
+def step_groups(width: int, group_size: int) -> int:
+    return width // group_size if width > group_size else 1
+
+
+def expand_multigrid_cycles(graph: Graph) -> Graph:
+    mg = graph.meta_graph.get("multigrid")
+    if not mg:
+        return graph
+    g = graph.copy()
+    skip: dict = g.meta_graph.get("skip", {})
+    for name in g.nodes("residual"):
+        a = g.attrs(name)
+        width = a["out_channels"]
+        info = g.meta_graph["steps"].setdefault(name, {"width": width})
+        if name in skip:
+            info["status"] = "skipped"
+            info["reason"] = skip[name]
+            continue
+        if a["in_channels"] != width or a["stride"] != 1:
+            info["status"] = "kept"
+            info["reason"] = "channel-changing step"
+            continue
+        if a["groups"] != 1:
+            info["status"] = "kept"
+            info["reason"] = "already grouped"
+            continue
+        levels = mg_levels(width, mg["theta"])
+        if levels is None:
+            info["status"] = "coarse"
+            info["reason"] = f"width {width} < θ={mg['theta']}: already coarse, kept as a base step"
+            g.meta_graph["notes"].append(f"{name}: {info['reason']}")
+            continue
+        fine, coarsest = levels
+        _check_divisible(name, a, fine, coarsest, mg["group_size"])
+        out, nnz = _emit_cycle(g, name, a, fine, coarsest, mg)
+        info.update(status="cycle", fine=fine, coarsest=coarsest, cycle=mg["cycle"], transfer=mg["transfer"])
+        if mg["transfer"] == "sparse":
+            info["nnz"] = nnz
+            if any(t != mg["nnz"] for t in nnz):
+                g.meta_graph["notes"].append(
+                    f"{name}: sparse transfer nnz per level {nnz} (requested t={mg['nnz']}; clamped to C_j/2 and to 2t | C_j)"
+                )
+        replace_node(g, name, out)
+    return g
+
+
+def _check_divisible(name: str, a: dict, fine: list[int], coarsest: int, group_size: int) -> None:
+    ratio = a["mid_channels"] / a["out_channels"]
+    for level, w in enumerate(fine):
+        groups = step_groups(w, group_size)
+        mid = w * ratio
+        if w % groups or mid != int(mid) or int(mid) % groups:
+            raise SpecError(
+                f"group_size {group_size} does not divide the channels of {name} level{level} "
+                f"(width {w}, inner width {mid:g}); choose a group size that divides every fine width"
+            )
+    if coarsest * ratio != int(coarsest * ratio):
+        raise SpecError(f"{name}: coarsest width {coarsest} has no integer inner width; pick another θ")
+
+
+def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, mg: dict) -> tuple[str, list[int]]:
+    ins = Insertion(g, name)
+    (x,) = g.inputs(name)
+    widths = fine + [coarsest]
+    ratio = a["mid_channels"] / a["out_channels"]
+    nnz: list[int] = []
+
+    def step(level: int, inputs: list[str]) -> str:
+        w = widths[level]
+        groups = 1 if level == len(fine) else step_groups(w, mg["group_size"])
+        return ins.add(f"{name}.level{level}", "residual", inputs,
+                       meta={"level": level, "level_width": w, "role": "coarse" if level == len(fine) else "fine"},
+                       **{**a, "in_channels": w, "out_channels": w, "mid_channels": int(w * ratio), "groups": groups})
+
+    # Going down: r_j = R_j z_j, no smoothing on the way down.
+    z = [x]
+    for j, w in enumerate(fine):
+        if mg["transfer"] == "sparse":
+            t = sparse_nnz(w, mg["nnz"])
+            nnz.append(t)
+            groups, perm = w // (2 * t), level_permutation(mg["seed"], name, j, w)
+        else:
+            groups, perm = step_groups(w, mg["group_size"]), None
+        z.append(ins.add(f"{name}.level{j}.restrict", "restrict", [z[j]], meta={"level": j, "level_width": w},
+                         in_channels=w, out_channels=w // 2, groups=groups, permutation=perm))
+    # Coarsest: the fully coupled step.
+    y = step(len(fine), [z[-1]])
+    # Going up: τ-correction, then (multiplicative) the grouped step on the corrected z_j.
+    for j in reversed(range(len(fine))):
+        w = fine[j]
+        lm = {"level": j, "level_width": w}
+        r = g.attrs(z[j + 1])
+        diff = ins.add(f"{name}.level{j}.tau", "sub", [y, z[j + 1]], meta=lm)
+        p = ins.add(f"{name}.level{j}.prolong", "prolong", [diff], meta=lm, in_channels=w // 2, out_channels=w,
+                    groups=r["groups"], permutation=r["permutation"])
+        corr = ins.add(f"{name}.level{j}.prolong_bn", "batchnorm", [p], meta=lm, channels=w)
+        if mg["cycle"] == "multiplicative":
+            zc = ins.add(f"{name}.level{j}.correct", "add", [z[j], corr], meta=lm)
+            y = step(j, [zc])
+        else:
+            y = step(j, [z[j], corr])
+    return y, nnz

@@ -1,0 +1,38 @@
+"""The pass pipeline: run passes in order, verifying the graph after each one."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+from mgcompile.errors import GraphError
+from mgcompile.ir.graph import Graph
+from mgcompile.ir.verify import verify
+from mgcompile.passes.expand_multigrid_cycles import expand_multigrid_cycles
+from mgcompile.passes.expand_steps import expand_steps
+from mgcompile.passes.infer_shapes import infer_shapes
+from mgcompile.passes.replace_transitions import replace_transitions
+
+Pass = Callable[[Graph], Graph]
+
+#: The standard lowering of a step-level graph to primitive ops.
+LOWERING: tuple[Pass, ...] = (replace_transitions, expand_multigrid_cycles, expand_steps, infer_shapes)
+
+
+def run_passes(graph: Graph, passes: Sequence[Pass] = LOWERING, *, check: bool = True) -> Graph:
+    """Apply ``passes`` in order; verify after each. Set ``MGCOMPILE_DUMP_IR=1`` to print each result."""
+    done: list[str] = []
+    verify(graph)
+    for p in passes:
+        name = getattr(p, "__name__", repr(p))
+        try:
+            graph = p(graph)
+            if check:
+                verify(graph)
+        except GraphError as exc:
+            after = f" (after {', '.join(done)})" if done else ""
+            raise GraphError(f"pass {name}{after}: {exc}") from None
+        done.append(name)
+        if os.environ.get("MGCOMPILE_DUMP_IR"):
+            print(f"# --- after {name} ---\n{graph.format()}")
+    return graph

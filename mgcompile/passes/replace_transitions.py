@@ -1,0 +1,40 @@
+"""Replace channel-doubling strided steps by the MG stage transition.
+
+Rewrite rules (only when the graph carries MG parameters and ``transition`` is
+``paper`` or ``dw_stride``):
+
+1. A basic ``residual`` step with stride 2 and ``out == 2 * in`` becomes
+   ``transition(mode) -> residual(out, stride 1)``: the transition doubles the
+   channels and halves H, W; the constant-width step after it is then cycled like
+   every other step, so a stage of n blocks has n cycles.
+2. Every other channel-changing step (bottlenecks, ratios other than 2) is kept and
+   noted: ``keep`` semantics.
+"""
+
+from __future__ import annotations
+
+from mgcompile.ir.graph import Graph
+from mgcompile.ir.rewrite import Insertion
+
+
+def replace_transitions(graph: Graph) -> Graph:
+    mg = graph.meta_graph.get("multigrid")
+    if not mg or mg["transition"] == "keep":
+        return graph
+    g = graph.copy()
+    for name in g.nodes("residual"):
+        a = g.attrs(name)
+        if a["in_channels"] == a["out_channels"] and a["stride"] == 1:
+            continue
+        if a["kind"] == "basic" and a["stride"] == 2 and a["out_channels"] == 2 * a["in_channels"]:
+            stage = g.meta(name).get("stage", name)
+            t = Insertion(g, name).add(f"{stage}.transition", "transition", g.inputs(name),
+                                       meta={"step": f"{stage}.transition"},
+                                       mode=mg["transition"], in_channels=a["in_channels"])
+            g.set_inputs(name, [t])
+            a.update(in_channels=a["out_channels"], stride=1)
+        else:
+            g.meta_graph["notes"].append(
+                f"{name}: channel-changing {a['kind']} step {a['in_channels']}->{a['out_channels']} kept as in the base network"
+            )
+    return g

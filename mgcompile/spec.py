@@ -1,0 +1,279 @@
+"""The network spec: a frozen, validated description of a base network plus MG parameters.
+
+A spec is the compiler's source program. It is deliberately flat (one field per
+knob) so that it maps one-to-one onto CLI flags and YAML keys, and it round-trips
+losslessly: ``Spec.from_dict(spec.to_dict()) == spec``.
+
+Multigrid parameters (see ``docs/levels.md``):
+
+* ``group_size`` (s_g): channels per group in fine-level convolutions. ``None``
+  means the plain base network.
+* ``coarsest`` (θ, the "Coarsest c_in" column of the paper's tables): every width
+  >= θ is a fine level; the fully coupled step runs at the first halving *below* θ
+  (θ/2 for power-of-two widths). Defaults to 2·s_g.
+* ``transfer_nnz`` (t): nonzeros per row of the sparse prolongation; defaults to s_g.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from mgcompile.errors import SpecError
+
+SPEC_FORMAT_VERSION = 1
+
+ARCHS = ("resnet", "mobilenet_v2")
+BLOCKS = ("basic", "bottleneck", "inverted")
+STEMS = ("cifar", "imagenet")
+CYCLES = ("multiplicative", "additive")
+TRANSFERS = ("sparse", "grouped")
+TRANSITIONS = ("paper", "dw_stride", "keep")
+ACTIVATIONS = ("post", "pre")
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """Where a spec comes from in the paper and what the paper reports for it."""
+
+    table: str
+    params_m: float
+    test_acc: str | None = None
+    consistent: bool = True  # False: the paper's own number is inconsistent; report, don't assert
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A base network (``group_size is None``) or its multigrid-in-channels version."""
+
+    arch: str = "resnet"
+    block: str = "basic"
+    channels: tuple[int, ...] = (64, 128, 256, 512)
+    blocks: tuple[int, ...] = (3, 4, 6, 3)
+    stem: str = "imagenet"
+    stem_channels: int | None = None
+    width_mult: float = 1.0
+    in_channels: int = 3
+    num_classes: int = 1000
+    input_size: tuple[int, int] = (224, 224)
+    group_size: int | None = None
+    coarsest: int | None = None
+    cycle: str = "multiplicative"
+    transfer: str = "sparse"
+    transfer_nnz: int | None = None
+    transition: str = "paper"
+    activation: str = "post"
+    seed: int = 0
+    name: str | None = None
+    paper: PaperRow | None = None
+    version: int = SPEC_FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # ---- derived values -------------------------------------------------------------
+    @property
+    def is_multigrid(self) -> bool:
+        return self.group_size is not None
+
+    @property
+    def theta(self) -> int | None:
+        """The level threshold θ (``coarsest``), defaulted to 2·s_g."""
+        if self.group_size is None:
+            return None
+        return self.coarsest if self.coarsest is not None else 2 * self.group_size
+
+    @property
+    def nnz(self) -> int | None:
+        """Requested nonzeros per row of the sparse P (before per-level clamping)."""
+        if self.group_size is None:
+            return None
+        return self.transfer_nnz if self.transfer_nnz is not None else self.group_size
+
+    @property
+    def stage_channels(self) -> tuple[int, ...]:
+        """Channels per stage after the width multiplier."""
+        return tuple(scale_width(c, self.width_mult) for c in self.channels)
+
+    @property
+    def stem_width(self) -> int:
+        if self.stem_channels is not None:
+            return scale_width(self.stem_channels, self.width_mult)
+        return self.stage_channels[0]
+
+    def base(self) -> "Spec":
+        """The same network without multigrid (the comparison baseline)."""
+        return self.replace(group_size=None, coarsest=None, transfer_nnz=None, paper=None)
+
+    def replace(self, **changes: Any) -> "Spec":
+        return dataclasses.replace(self, **changes)
+
+    # ---- serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, PaperRow):
+                value = dataclasses.asdict(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Spec":
+        if not isinstance(data, Mapping):
+            raise SpecError(f"spec must be a mapping of field: value, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(
+                f"unknown spec field(s) {', '.join(unknown)}; allowed fields: {', '.join(sorted(known))}"
+            )
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in ("channels", "blocks", "input_size"):
+                value = _int_tuple(key, value)
+            elif key == "paper" and value is not None:
+                if not isinstance(value, Mapping):
+                    raise SpecError("field 'paper' must be a mapping with table and params_m")
+                try:
+                    value = PaperRow(**value)
+                except TypeError as exc:
+                    raise SpecError(f"field 'paper': {exc}") from None
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Spec":
+        p = Path(path)
+        if not p.is_file():
+            raise SpecError(f"spec file {p} does not exist; pass a .yaml/.json spec or a registry name (see `mgcompile list`)")
+        try:
+            text = p.read_text()
+            data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpecError(f"spec file {p} is not valid YAML/JSON ({first}); fix its syntax") from None
+        return cls.from_dict(data or {})
+
+
+def scale_width(channels: int, mult: float) -> int:
+    """Scale a width by ``mult``, rounding to an even integer (levels halve)."""
+    if mult == 1.0:
+        return channels
+    return max(2, int(round(channels * mult / 2.0)) * 2)
+
+
+def mg_levels(width: int, theta: int) -> tuple[list[int], int] | None:
+    """Fine level widths and the coarsest width of a cycle at ``width`` (the level rule).
+
+    Every width >= θ is a fine level, halving from one to the next; the fully coupled
+    step runs at the first width below θ. Returns ``None`` for a block narrower than
+    θ (already coarse: it stays the base step).
+    """
+    if width < theta:
+        return None
+    fine: list[int] = []
+    w = width
+    while w >= theta:
+        if w % 2:
+            raise SpecError(
+                f"level width {w} (cycle at width {width}) is odd and cannot be halved; "
+                "use channels whose levels down to coarsest stay even"
+            )
+        fine.append(w)
+        w //= 2
+    return fine, w
+
+
+def _int_tuple(key: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.replace("x", ",").split(",") if v.strip()]
+    if isinstance(value, int):
+        value = [value]
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise SpecError(f"field '{key}' must be a list of integers like 64,128,256,512, got {value!r}") from None
+
+
+def _choice(spec: Spec, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(spec, name)
+    if value not in allowed:
+        raise SpecError(f"field '{name}' is {value!r}; allowed values: {', '.join(allowed)}")
+
+
+def _positive_int(spec: Spec, name: str, *, optional: bool = False) -> None:
+    value = getattr(spec, name)
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"field '{name}' must be a positive integer, got {value!r}")
+
+
+def _validate(spec: Spec) -> None:
+    if spec.version != SPEC_FORMAT_VERSION:
+        raise SpecError(f"field 'version' is {spec.version!r}; this mgcompile reads spec format {SPEC_FORMAT_VERSION}")
+    _choice(spec, "arch", ARCHS)
+    _choice(spec, "block", BLOCKS)
+    _choice(spec, "stem", STEMS)
+    _choice(spec, "cycle", CYCLES)
+    _choice(spec, "transfer", TRANSFERS)
+    _choice(spec, "transition", TRANSITIONS)
+    _choice(spec, "activation", ACTIVATIONS)
+    for name in ("in_channels", "num_classes"):
+        _positive_int(spec, name)
+    for name in ("group_size", "coarsest", "transfer_nnz", "stem_channels"):
+        _positive_int(spec, name, optional=True)
+    if not isinstance(spec.seed, int) or isinstance(spec.seed, bool):
+        raise SpecError(f"field 'seed' must be an integer, got {spec.seed!r}")
+    if not isinstance(spec.width_mult, (int, float)) or isinstance(spec.width_mult, bool) or spec.width_mult <= 0:
+        raise SpecError(f"field 'width_mult' must be a positive number, got {spec.width_mult!r}")
+    if not spec.channels or any(c < 1 for c in spec.channels):
+        raise SpecError(f"field 'channels' must list positive widths per stage, got {list(spec.channels)}")
+    if len(spec.blocks) != len(spec.channels) or any(b < 1 for b in spec.blocks):
+        raise SpecError(
+            f"field 'blocks' must give a positive block count for each of the {len(spec.channels)} stages, "
+            f"got {list(spec.blocks)}"
+        )
+    if len(spec.input_size) != 2 or any(s < 1 for s in spec.input_size):
+        raise SpecError(f"field 'input_size' must be H,W (two positive integers), got {list(spec.input_size)}")
+    if spec.arch == "resnet" and spec.block not in ("basic", "bottleneck"):
+        raise SpecError(f"field 'block' is {spec.block!r} for arch resnet; allowed values: basic, bottleneck")
+    if spec.arch == "mobilenet_v2" and spec.block != "inverted":
+        raise SpecError(f"field 'block' is {spec.block!r} for arch mobilenet_v2; allowed values: inverted")
+    if spec.group_size is None:
+        for name in ("coarsest", "transfer_nnz"):
+            if getattr(spec, name) is not None:
+                raise SpecError(f"field '{name}' needs 'group_size' (the MG group size); set group_size or drop {name}")
+        return
+    theta = spec.theta
+    assert theta is not None
+    if theta < 2:
+        raise SpecError(f"field 'coarsest' (θ) must be at least 2, got {theta}")
+    if spec.nnz is not None and spec.nnz < 1:
+        raise SpecError("field 'transfer_nnz' must be a positive integer")
+    # Divisibility of every fine level, named precisely, so the error says where to look.
+    for stage, width in enumerate(spec.stage_channels, start=1):
+        levels = mg_levels(width, theta)
+        if levels is None:
+            continue
+        for level, w in enumerate(levels[0]):
+            if w > spec.group_size and w % spec.group_size:
+                raise SpecError(
+                    f"group_size {spec.group_size} does not divide the {w} channels of stage{stage} level{level}; "
+                    f"choose a group size that divides every fine width ({', '.join(map(str, levels[0]))})"
+                )

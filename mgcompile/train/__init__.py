@@ -1,0 +1,1 @@
+"""Training: data sets, the loop, checkpoints, distributed runs."""
