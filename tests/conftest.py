@@ -1,0 +1,17 @@
+"""Shared fixtures: tiny specs so every family is tested at reduced size (CI budget)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mgcompile
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def tiny_mg_spec() -> mgcompile.Spec:
+    """A 3-level MG CIFAR ResNet small enough to build and run in milliseconds."""
+    return mgcompile.model_spec("cifar_resnet", channels=(16, 32, 64), blocks=(1, 1, 1), input_size=(16, 16),
+                                group_size=8, coarsest=16)
