@@ -4,15 +4,26 @@ No module is built, so a base ResNet at 8x width (1.4B parameters) is counted in
 milliseconds. MACs count conv, transfer (R/P) and linear layers, the convention of
 torchvision, fvcore and ptflops; FLOPs are 2x MACs. Batch norm is counted as 2
 parameters per channel (weight, bias; running statistics are buffers).
+
+``include`` adds the cheap elementwise ops to the MACs, for users who want them
+(one operation counted as one MAC): ``norm`` 2 per output element (eval-mode scale
+and shift), ``activation`` 1 per element, ``pool`` one per window element read,
+``add`` (inputs - 1) per element (add, sub; concat copies and counts nothing).
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Iterable
 
+from mgcompile.errors import MGCompileError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
+
+EXTRA_OPS = {"norm": ("batchnorm",), "activation": ("relu", "relu6"),
+             "pool": ("avgpool", "maxpool", "global_avgpool"), "add": ("add", "sub")}
 
 PARAM_KINDS = {"conv": "conv", "restrict": "transfer", "prolong": "transfer", "batchnorm": "norm",
                "linear": "linear", "opaque": "opaque"}
@@ -53,22 +64,54 @@ class CountReport:
         return self.total.macs
 
 
-def node_cost(graph: Graph, name: str) -> tuple[int, int]:
+def check_include(include: Iterable[str]) -> tuple[str, ...]:
+    """Validate the names of optional op groups counted as MACs (see module docstring)."""
+    include = tuple(include)
+    bad = sorted(set(include) - set(EXTRA_OPS))
+    if bad:
+        raise MGCompileError(f"cannot count {', '.join(bad)}; choose from {', '.join(EXTRA_OPS)}")
+    return include
+
+
+def _extra_ops(graph: Graph, name: str, include: tuple[str, ...]) -> int:
+    op = graph.op(name)
+    group = next((k for k in include if op in EXTRA_OPS[k]), None)
+    if group is None:
+        return 0
+    c, h, w = graph.shape(name)
+    elements = c * h * w
+    if group == "norm":
+        return 2 * elements
+    if group == "activation":
+        return elements
+    if group == "add":
+        return (len(graph.inputs(name)) - 1) * elements
+    if op == "global_avgpool":
+        (src,) = graph.inputs(name)
+        return math.prod(graph.shape(src))
+    return elements * graph.attrs(name)["kernel"] ** 2
+
+
+def node_cost(graph: Graph, name: str, include: tuple[str, ...] = ()) -> tuple[int, int]:
     """(params, MACs) of one node; needs shapes (run ``infer_shapes`` first)."""
     d = opdef(graph.op(name))
     a = graph.attrs(name)
     macs = d.macs(a, [graph.shape(i) for i in graph.inputs(name)], graph.shape(name))
+    if include:
+        macs += _extra_ops(graph, name, include)
     return d.params(a), macs
 
 
-def count(graph: Graph) -> CountReport:
+def count(graph: Graph, include: Iterable[str] = ()) -> CountReport:
+    """Count every node; ``include`` names optional op groups to add to the MACs (default none)."""
+    include = check_include(include)
     total = Counts()
     nodes: dict[str, tuple[int, int]] = {}
     stages: dict[str, Counts] = defaultdict(Counts)
     steps: dict[str, Counts] = defaultdict(Counts)
     levels: dict[str, Counts] = defaultdict(Counts)
     for name in graph.nodes():
-        params, macs = node_cost(graph, name)
+        params, macs = node_cost(graph, name, include)
         nodes[name] = (params, macs)
         kind = PARAM_KINDS.get(graph.op(name))
         total.add(params, macs, kind)
