@@ -1,0 +1,24 @@
+"""pyproject's explicit package list must cover every package folder (or installs miss code)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(cfg["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "mgcompile").rglob("__init__.py")}
+    found |= {"mgcompile.exporters", "mgcompile.specs"}
+    assert found <= listed, f"add to [tool.setuptools].packages: {sorted(found - listed)}"
+    assert cfg["package-dir"] == {"mgcompile.exporters": "exporters", "mgcompile.specs": "specs"}
+
+
+def test_shipped_specs_resolve_through_the_package():
+    from mgcompile.registry import list_spec_files, spec_dir
+
+    assert spec_dir().resolve() == (ROOT / "specs").resolve() or "site-packages" in str(spec_dir())
+    assert len([s for s in list_spec_files() if s.startswith("paper/")]) >= 24
