@@ -28,6 +28,7 @@ class ActivationReport:
     batch_size: int
     nodes: dict[str, int]
     stages: dict[str, int]
+    steps: dict[str, int]
     levels: dict[str, int]
     largest: tuple[str, int]
 
@@ -42,6 +43,7 @@ class ActivationReport:
             "bytes_fp32": self.elements * BYTES_FP32,
             "largest": {"node": self.largest[0], "elements": self.largest[1]},
             "stages": self.stages,
+            "steps": self.steps,
             "levels": self.levels,
             "counted": "outputs of every node except input, output and flatten (views), at this batch size",
         }
@@ -53,6 +55,7 @@ def activation_elements(graph: Graph, batch_size: int = 1) -> ActivationReport:
         raise MGCompileError(f"batch size must be a positive integer, got {batch_size}")
     nodes: dict[str, int] = {}
     stages: dict[str, int] = defaultdict(int)
+    steps: dict[str, int] = defaultdict(int)
     levels: dict[str, int] = defaultdict(int)
     for name in graph.nodes():
         if graph.op(name) in NOT_STORED:
@@ -61,7 +64,9 @@ def activation_elements(graph: Graph, batch_size: int = 1) -> ActivationReport:
         nodes[name] = n
         meta = graph.meta(name)
         stages[meta.get("stage", "other")] += n
+        if "step" in meta:
+            steps[meta["step"]] += n
         if "level" in meta:
             levels[f"level{meta['level']}"] += n
     largest = max(nodes.items(), key=lambda kv: kv[1]) if nodes else ("", 0)
-    return ActivationReport(batch_size, nodes, dict(stages), dict(sorted(levels.items())), largest)
+    return ActivationReport(batch_size, nodes, dict(stages), dict(steps), dict(sorted(levels.items())), largest)

@@ -7,12 +7,15 @@ JSON keys (stable; also the CSV columns): ``params``, ``macs``, ``input_size``, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from mgcompile.api import expand
+from mgcompile.audit.activations import activation_elements
 from mgcompile.ir.graph import Graph
-from mgcompile.passes.count import count
+from mgcompile.passes.count import check_include, count
 from mgcompile.spec import Spec
+
+MACS_COUNTED = "conv, transfer (R/P) and linear layers"
 
 
 def _input_size(graph: Graph) -> list[int]:
@@ -27,32 +30,56 @@ def base_graph_of(graph: Graph, spec: Spec | None) -> Graph | None:
     return graph if not spec.is_multigrid else expand(spec.base())
 
 
-def audit(graph: Graph, spec: Spec | None, base: Graph | None = None) -> dict[str, Any]:
-    """A JSON-ready audit of an expanded graph; ``base`` defaults to the spec's base network."""
-    report = count(graph)
+def macs_counted(include: Iterable[str] = ()) -> str:
+    """Which ops the ``macs`` numbers cover, in words (every output says it)."""
+    extra = tuple(include)
+    return MACS_COUNTED + (f", plus {', '.join(extra)} ops (1 op = 1 MAC)" if extra else "")
+
+
+def audit(graph: Graph, spec: Spec | None, base: Graph | None = None, *, batch_size: int = 1,
+          include: Iterable[str] = (), per_node: bool = False) -> dict[str, Any]:
+    """A JSON-ready audit of an expanded graph; ``base`` defaults to the spec's base network.
+
+    ``include`` adds elementwise op groups to the MACs (see :mod:`mgcompile.passes.count`);
+    ``batch_size`` scales the activation memory; ``per_node`` adds a ``nodes`` table.
+    """
+    include = check_include(include)
+    report = count(graph, include)
+    acts = activation_elements(graph, batch_size)
     if base is None:
         base = base_graph_of(graph, spec)
     out: dict[str, Any] = {
         "name": (spec.name if spec else None),
         "params": report.params,
         "macs": report.macs,
-        "unit": "MACs (multiply-accumulates of conv, transfer and linear layers; FLOPs = 2 x MACs)",
+        "unit": f"MACs (multiply-accumulates of {macs_counted(include)}; FLOPs = 2 x MACs)",
+        "counted": {"macs": macs_counted(include), "params": "trainable parameters; batch norm = 2 per channel "
+                    "(running statistics are buffers)", "activations": acts.to_dict()["counted"]},
         "input_size": _input_size(graph),
         "params_by_kind": dict(sorted(report.total.by_kind.items())),
         "stages": {k: v.to_dict() for k, v in report.stages.items()},
         "levels": {k: v.to_dict() for k, v in report.levels.items()},
+        "step_counts": {k: v.to_dict() for k, v in report.steps.items()},
+        "activations": acts.to_dict(),
         "steps": graph.meta_graph.get("steps", {}),
         "notes": list(graph.meta_graph.get("notes", [])),
     }
+    if per_node:
+        out["nodes"] = {n: {"op": graph.op(n), "params": p, "macs": m, "activations": acts.nodes.get(n, 0),
+                            "shape": list(graph.shape(n))}
+                        for n, (p, m) in report.nodes.items() if graph.op(n) not in ("input", "output")}
     if spec is not None:
         out["spec"] = spec.to_dict()
         if spec.paper is not None:
             out["paper"] = {"params_m": spec.paper.params_m, "table": spec.paper.table,
                             "gap_pct": round(100.0 * (report.params / 1e6 - spec.paper.params_m) / spec.paper.params_m, 2)}
     if base is not None:
-        b = count(base)
+        b = count(base, include)
+        ba = activation_elements(base, batch_size)
         out["base"] = {"params": b.params, "macs": b.macs,
-                       "stages": {k: v.to_dict() for k, v in b.stages.items()}}
+                       "stages": {k: v.to_dict() for k, v in b.stages.items()},
+                       "step_counts": {k: v.to_dict() for k, v in b.steps.items()},
+                       "activations": ba.to_dict()}
         out["ratio"] = {"params": report.params / b.params, "macs": report.macs / b.macs if b.macs else None}
     return out
 
