@@ -1,0 +1,34 @@
+"""``torch.export`` archive (``.pt2``): the modern PyTorch deployment artifact, and its loader-runner."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from mgcompile.errors import MGCompileError
+
+
+def save_pt2(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, dynamic_batch: bool = True) -> None:
+    """Export with a symbolic batch dimension (unless ``dynamic_batch`` is False) and save the archive."""
+    shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    try:
+        program = torch.export.export(model.eval(), (example,), dynamic_shapes=shapes)
+    except Exception as exc:
+        raise MGCompileError(f"torch.export cannot export this model ({str(exc).splitlines()[0][:160]}); "
+                             "use --format onnx") from None
+    with open(path, "wb") as f:  # a file object: torch.export insists on a .pt2 suffix for paths, and temp files lack it
+        torch.export.save(program, f)
+
+
+def pt2_runner(path: str | os.PathLike):
+    with open(path, "rb") as f:
+        module = torch.export.load(f).module()
+
+    @torch.no_grad()
+    def run(x: np.ndarray) -> np.ndarray:
+        return module(torch.from_numpy(x)).numpy()
+
+    return run

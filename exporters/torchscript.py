@@ -1,0 +1,44 @@
+"""TorchScript export (``torch.jit``; deprecated upstream: prefer ``pt2``) and its loader-runner."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from mgcompile.errors import MGCompileError
+
+
+def save_torchscript(model: nn.Module, example: torch.Tensor, path: str | os.PathLike) -> str:
+    """Script the module (fx GraphModules script cleanly); trace it if scripting fails. Returns the method."""
+    model = model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            scripted, how = torch.jit.script(model), "script"
+        except Exception:
+            try:
+                with torch.no_grad():
+                    scripted, how = torch.jit.trace(model, (example,)), "trace"
+            except Exception as exc:
+                raise MGCompileError(f"TorchScript cannot script or trace this model ({str(exc).splitlines()[0][:160]}); "
+                                     "use --format pt2 or onnx") from None
+        torch.jit.save(scripted, str(path))
+    return how
+
+
+def torchscript_runner(path: str | os.PathLike):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loaded = torch.jit.load(str(path), map_location="cpu").eval()
+
+    @torch.no_grad()
+    def run(x: np.ndarray) -> np.ndarray:
+        return loaded(torch.from_numpy(x)).numpy()
+
+    return run
