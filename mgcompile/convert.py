@@ -1,0 +1,236 @@
+"""``mgcompile.convert``: an existing nn.Module -> its multigrid-in-channels version.
+
+Steps: import the module into the IR (:mod:`mgcompile.frontends.torch_import`), find
+its residual steps by dataflow (:mod:`mgcompile.frontends.patterns`), collapse the
+steps that change into ``residual`` macros, run the same lowering passes as a spec,
+lower to a GraphModule and copy the weights of every layer that was kept.
+
+Per step (the conversion report says which and why):
+
+* ``converted``: a constant-width step at least θ wide becomes its MG cycle (new layers).
+* ``transition``: a channel-doubling strided basic step becomes the MG transition
+  (``transition`` ``paper``/``dw_stride``) followed by a cycle at the new width.
+* ``kept``: any other channel-changing step stays as it was, weights included.
+* ``skipped``: a constant-width step left unchanged (narrower than θ or
+  ``min_channels``, matched by ``ignored_layers``, widths the group size does not divide).
+
+Stems, heads and layers the IR does not know (opaque) are kept with their weights.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from mgcompile.backends.torch_module import attach, lower_to_torch
+from mgcompile.errors import MGCompileError, SpecError
+from mgcompile.frontends.opaque import opaque_records
+from mgcompile.frontends.patterns import BlockMatch, collapse, find_blocks
+from mgcompile.frontends.torch_import import import_module
+from mgcompile.ir.graph import Graph
+from mgcompile.passes.count import count
+from mgcompile.passes.expand_multigrid_cycles import step_groups
+from mgcompile.passes.pipeline import run_passes
+from mgcompile.spec import CYCLES, TRANSFERS, TRANSITIONS, mg_levels
+
+_WEIGHTED = ("conv", "batchnorm", "linear")
+
+
+def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, cycle: str = "multiplicative",
+            transfer: str = "sparse", transfer_nnz: int | None = None, transition: str = "paper",
+            width_mult: float | None = None, ignored_layers: Iterable[str] = (), min_channels: int = 0,
+            example_input: torch.Tensor | None = None, seed: int = 0, name: str | None = None) -> nn.Module:
+    """Return the MG version of ``model`` (a ``torch.fx.GraphModule``; ``model`` is not changed).
+
+    The result carries ``.mg_graph`` (the expanded IR), ``.mg_spec`` (``None``: it
+    came from a module, not a spec) and ``.mg_conversion`` (the conversion report).
+    ``example_input`` (default ``1x3x224x224``) fixes the shapes recorded in the IR.
+    ``ignored_layers`` are fnmatch patterns of block names (``layer4.*``) never converted.
+    """
+    mg = _mg_params(group_size, coarsest, cycle, transfer, transfer_nnz, transition, seed)
+    if width_mult not in (None, 1, 1.0):
+        raise MGCompileError("width_mult cannot rescale an existing module's trained layers; build the base network "
+                             "at the width you want (e.g. torchvision.models.mobilenet_v2(width_mult=1.4)) and convert it")
+    if example_input is None:
+        example_input = torch.randn(1, 3, 224, 224)
+    imported = import_module(model, example_input)
+    graph = imported.graph
+    patterns = tuple(ignored_layers)
+    rows: list[dict[str, Any]] = []
+    skip: dict[str, str] = {}
+    outputs: dict[str, str] = {}  # a collapsed block's old output node -> its macro node
+    for block in find_blocks(graph):
+        block.input = outputs.get(block.input, block.input)
+        row = {"block": block.name, "kind": block.kind, "in_channels": block.in_channels,
+               "out_channels": block.out_channels, "stride": block.stride, "modules": block.replaced}
+        rows.append(row)
+        status, reason, after = _decide(block, mg, patterns, min_channels)
+        row.update(status=status, reason=reason)
+        if status in ("converted", "transition"):
+            outputs[block.output] = collapse(graph, block, meta={"stage": _stage(block.name)})
+            if after is not None:
+                skip[block.name] = after
+                row["reason"] += f"; the step after it stays a base step ({after})"
+    graph.meta_graph.update(multigrid=mg, skip=skip, notes=list(imported.notes), steps={})
+    graph.meta_graph["opaque"] = opaque_records(imported.opaque)
+    try:
+        expanded = run_passes(graph)
+    except SpecError as exc:
+        raise MGCompileError(f"conversion failed: {exc}") from None
+    lowered = lower_to_torch(expanded, opaque=imported.opaque, seed=seed)
+    kept = _copy_kept_weights(expanded, imported.module, lowered)
+    report = _report(rows, kept, imported, expanded, model, mg, name)
+    paper = paper_match(report["name"], mg)
+    if paper is not None:
+        paper["gap_pct"] = round(100.0 * (report["params"] / 1e6 - paper["params_m"]) / paper["params_m"], 2)
+        report["paper"] = paper
+    expanded.meta_graph["conversion"] = report
+    lowered.mg_conversion = report  # type: ignore[attr-defined]
+    return attach(lowered, expanded, None)
+
+
+def _mg_params(group_size: int, coarsest: int | None, cycle: str, transfer: str, nnz: int | None,
+               transition: str, seed: int) -> dict[str, Any]:
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise MGCompileError(f"group_size must be a positive integer (channels per group), got {group_size!r}")
+    theta = coarsest if coarsest is not None else 2 * group_size
+    if isinstance(theta, bool) or not isinstance(theta, int) or theta < 2:
+        raise MGCompileError(f"coarsest (θ) must be an integer >= 2, got {coarsest!r}")
+    for field, value, allowed in (("cycle", cycle, CYCLES), ("transfer", transfer, TRANSFERS),
+                                  ("transition", transition, TRANSITIONS)):
+        if value not in allowed:
+            raise MGCompileError(f"{field} is {value!r}; allowed values: {', '.join(allowed)}")
+    return {"group_size": group_size, "theta": theta, "cycle": cycle, "transfer": transfer,
+            "nnz": nnz if nnz is not None else group_size, "transition": transition, "seed": seed}
+
+
+def _stage(block: str) -> str:
+    return block.rsplit(".", 1)[0] if "." in block else block
+
+
+def cycle_problem(kind: str, width: int, mid: int, mid_groups: int, mg: dict) -> str | None:
+    """Why a constant-width step of this shape cannot become an MG cycle (``None``: it can)."""
+    try:
+        levels = mg_levels(width, mg["theta"])
+    except SpecError as exc:
+        return str(exc).split(";")[0]
+    if levels is None:
+        return f"width {width} < θ={mg['theta']}: already coarse"
+    fine, coarsest = levels
+    ratio = mid / width
+    for level, w in enumerate(fine + [coarsest]):
+        groups = 1 if level == len(fine) else step_groups(w, mg["group_size"])
+        m = w * ratio
+        inner_groups = max(groups, mid_groups) if kind == "bottleneck" else groups
+        if m != int(m) or w % groups or int(m) % inner_groups:
+            return (f"group size {mg['group_size']} (or the step's {mid_groups} groups) does not divide level{level} "
+                    f"(width {w}, inner width {m:g})")
+    return None
+
+
+def _decide(block: BlockMatch, mg: dict, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
+    """(status, reason, skip reason for the step after a transition)."""
+    ignored = next((p for p in patterns if fnmatch.fnmatchcase(block.name, p)), None)
+    doubling = block.kind == "basic" and block.stride == 2 and block.out_channels == 2 * block.in_channels
+    if not block.constant_width:
+        if not doubling or mg["transition"] == "keep":
+            why = "transition=keep" if doubling else "channel-changing step (no MG transition for it)"
+            return "kept", f"{why}: original layers and weights kept", None
+        if ignored:
+            return "kept", f"matches ignored pattern {ignored!r}", None
+        if block.out_channels < min_channels:
+            return "kept", f"width {block.out_channels} < min_channels={min_channels}", None
+        problem = cycle_problem(block.kind, block.out_channels, block.mid_channels, block.mid_groups, mg)
+        after = problem if problem and "already coarse" not in problem else None
+        return "transition", f"MG {mg['transition']} transition {block.in_channels}->{block.out_channels}", after
+    if ignored:
+        return "skipped", f"matches ignored pattern {ignored!r}", None
+    if block.out_channels < min_channels:
+        return "skipped", f"width {block.out_channels} < min_channels={min_channels}", None
+    problem = cycle_problem(block.kind, block.out_channels, block.mid_channels, block.mid_groups, mg)
+    if problem:
+        return "skipped", problem, None
+    levels = mg_levels(block.out_channels, mg["theta"])
+    assert levels is not None
+    return "converted", f"MG {mg['cycle']} cycle, fine levels {levels[0]}, coarsest {levels[1]}", None
+
+
+def _copy_kept_weights(graph: Graph, original: nn.Module, lowered: nn.Module) -> list[str]:
+    """Load each kept conv/bn/linear from its original module; returns the module names copied."""
+    copied = []
+    for n in graph.nodes():
+        source = graph.meta(n).get("source")
+        if source is None or graph.op(n) not in _WEIGHTED:
+            continue
+        lowered.get_submodule(n).load_state_dict(original.get_submodule(source).state_dict())
+        copied.append(source)
+    return copied
+
+
+def _report(rows: list[dict], kept: list[str], imported: Any, expanded: Graph, model: nn.Module, mg: dict,
+            name: str | None) -> dict[str, Any]:
+    by_status = {s: sum(r["status"] == s for r in rows) for s in ("converted", "transition", "kept", "skipped")}
+    params = count(expanded).params
+    base = sum(p.numel() for p in model.parameters())
+    report: dict[str, Any] = {
+        "name": name or type(model).__name__,
+        "multigrid": mg,
+        "blocks": rows,
+        **by_status,
+        "layers_kept": kept,
+        "opaque": sorted(imported.opaque),
+        "notes": list(expanded.meta_graph.get("notes", [])),
+        "params": params,
+        "base_params": base,
+    }
+    if not rows:
+        report["notes"].append("no residual step found (basic, bottleneck or inverted): nothing to convert")
+    return report
+
+
+def paper_match(name: str, mg: dict, width_mult: float = 1.0) -> dict[str, Any] | None:
+    """The paper row (``specs/paper/``) of the MG version of registry network ``name``, if the paper has one.
+
+    ``name`` is a registry name or a class name (``MobileNetV2`` -> ``mobilenet_v2``).
+    """
+    from mgcompile.registry import list_models, list_spec_files, model_spec
+
+    key = name.lower().replace("_", "")
+    entry = next((e for e in list_models() if e.name.replace("_", "") == key), None)
+    if entry is None:
+        return None
+    base = entry.make()
+    for ref in list_spec_files():
+        if not ref.startswith("paper/"):
+            continue
+        s = model_spec(ref)
+        same = (s.arch, s.block, s.channels, s.blocks, s.stem) == (base.arch, base.block, base.channels, base.blocks,
+                                                                   base.stem)
+        if same and s.paper is not None and s.group_size == mg["group_size"] and s.theta == mg["theta"] \
+                and s.width_mult == width_mult and s.cycle == mg["cycle"] and s.transfer == mg["transfer"]:
+            return {"spec": s.name, "table": s.paper.table, "params_m": s.paper.params_m,
+                    "consistent": s.paper.consistent, "note": s.paper.note}
+    return None
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """One line per block plus totals, for the CLI."""
+    lines = [f"{'block':<22} {'kind':<11} {'width':>11}  {'status':<10} reason"]
+    for r in report["blocks"]:
+        width = f"{r['in_channels']}->{r['out_channels']}"
+        lines.append(f"{r['block']:<22} {r['kind']:<11} {width:>11}  {r['status']:<10} {r['reason']}")
+    lines.append(f"converted {report['converted']}, transitions {report['transition']}, kept {report['kept']}, "
+                 f"skipped {report['skipped']}; {len(report['layers_kept'])} layers keep their weights; "
+                 f"opaque layers kept: {', '.join(report['opaque']) or 'none'}")
+    lines.append(f"params {report['params']:,} (base {report['base_params']:,}, "
+                 f"ratio {report['params'] / max(1, report['base_params']):.3f})")
+    if "paper" in report:
+        p = report["paper"]
+        lines.append(f"paper: {p['params_m']}M params ({p['table']}, {p['spec']}); measured {report['params'] / 1e6:.3f}M, "
+                     f"gap {p['gap_pct']:+.2f}%" + ("" if p["consistent"] else f" (reported only: {p['note']})"))
+    for note in report["notes"]:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
