@@ -14,8 +14,9 @@ from mgcompile.spec import Spec, mg_levels  # noqa: E402
 from mgcompile.ir import Graph, verify  # noqa: E402
 from mgcompile.registry import list_models, model_spec, register_model  # noqa: E402
 from mgcompile.api import build, expand, load, save  # noqa: E402
+from mgcompile.convert import convert  # noqa: E402
 
 __all__ = [
-    "Graph", "GraphError", "MGCompileError", "Spec", "SpecError", "__version__", "build", "expand",
+    "Graph", "GraphError", "MGCompileError", "Spec", "SpecError", "__version__", "build", "convert", "expand",
     "list_models", "load", "mg_levels", "model_spec", "register_model", "save", "verify",
 ]

@@ -2,7 +2,17 @@
 
 A REF is, in this order: a folder or ``.pt`` written by ``mgcompile convert``; a spec
 file (``.yaml``/``.json``); a registry name, MG name or shipped spec name
-(``mgcompile list``). The converter adds torchvision names and ``module:callable``.
+(``mgcompile list``); a torchvision model name (``wide_resnet50_2``, or
+``torchvision:resnet34`` to force that route); ``module:callable`` returning an
+``nn.Module`` (``mypkg.models:make_net``). The last two are converted from the module
+(:func:`mgcompile.convert`), keeping the weights of every layer that is not replaced.
+
+A name that is both a registry name and a torchvision model (``resnet34``,
+``mobilenet_v2``) takes the spec route: the same architecture and parameter count as
+converting torchvision's module, but every layer freshly initialised from the seed.
+``torchvision:resnet34`` converts the torchvision module instead (layers kept from it,
+which is what matters once it holds trained weights). When the spec validator rejects
+the requested MG options for such a name, the torchvision route is taken.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from typing import Any
 from torch import nn
 
 from mgcompile.api import build, expand, load, load_payload, spec_of
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.registry import model_spec
 from mgcompile.spec import Spec
@@ -44,9 +54,19 @@ def is_saved_model(ref: str) -> bool:
     return (p.is_dir() and (p / "model.pt").is_file()) or (p.is_file() and p.suffix == ".pt")
 
 
-def resolve(ref: str, **overrides: Any) -> Resolved:
-    """Resolve ``ref``; ``overrides`` are spec fields from CLI flags (``None`` = not given)."""
+TORCHVISION_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
+                      "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
+_CONVERT_KEYS = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "seed")
+
+
+def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int = 0, **overrides: Any) -> Resolved:
+    """Resolve ``ref``; ``overrides`` are spec fields from CLI flags (``None`` = not given).
+
+    ``ignored_layers`` / ``min_channels`` select which residual steps a module conversion
+    changes; given with a spec or registry name, its base network is built and converted.
+    """
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    selective = bool(ignored_layers) or bool(min_channels)
     p = Path(ref)
     if is_saved_model(ref):
         if overrides:
@@ -61,6 +81,89 @@ def resolve(ref: str, **overrides: Any) -> Resolved:
     if p.suffix in (".yaml", ".yml", ".json") or p.is_file():
         spec = Spec.from_file(p)
         spec = spec.replace(**overrides) if overrides else spec
+        if selective:
+            return _convert_spec_base(ref, spec, ignored_layers, min_channels)
         return Resolved(ref, "spec", spec, expand(spec))
-    spec = model_spec(ref, **overrides)
-    return Resolved(ref, "registry", spec, expand(spec))
+    torchvision_name = ref.split(":", 1)[1] if ref.startswith("torchvision:") else ref
+    if not ref.startswith("torchvision:") and ":" not in ref:
+        try:
+            spec = model_spec(ref, **overrides)
+        except SpecError:
+            if ref not in TORCHVISION_MODELS:
+                raise
+        except MGCompileError:
+            if ref not in TORCHVISION_MODELS:
+                raise
+        else:
+            if selective:
+                return _convert_spec_base(ref, spec, ignored_layers, min_channels)
+            return Resolved(ref, "registry", spec, expand(spec))
+    if torchvision_name in TORCHVISION_MODELS:
+        return _convert_module(ref, torchvision_name, _torchvision(torchvision_name, overrides), overrides,
+                               ignored_layers, min_channels)
+    if ":" in ref:
+        return _convert_module(ref, ref.split(":", 1)[1], _user_callable(ref, overrides), overrides,
+                               ignored_layers, min_channels)
+    raise MGCompileError(f"unknown model {ref!r}; use a registry name (`mgcompile list`), a torchvision name "
+                         f"({', '.join(TORCHVISION_MODELS)}) or module:callable")
+
+
+def _torchvision(name: str, overrides: dict[str, Any]) -> nn.Module:
+    import torchvision
+
+    kwargs: dict[str, Any] = {"weights": None}
+    if "num_classes" in overrides:
+        kwargs["num_classes"] = overrides["num_classes"]
+    if "width_mult" in overrides:
+        if not name.startswith("mobilenet"):
+            raise MGCompileError(f"--width-mult applies to mobilenet models, not torchvision {name}")
+        kwargs["width_mult"] = float(overrides["width_mult"])
+    return getattr(torchvision.models, name)(**kwargs)
+
+
+def _user_callable(ref: str, overrides: dict[str, Any]) -> nn.Module:
+    import importlib
+
+    module_name, _, attr = ref.partition(":")
+    extra = sorted(set(overrides) & {"num_classes", "width_mult"})
+    if extra:
+        raise MGCompileError(f"options {', '.join(extra)} cannot be passed to {ref}; build the module as you need it")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise MGCompileError(f"cannot import {ref} ({type(exc).__name__}: {exc}); pass module:callable "
+                             "with the module on PYTHONPATH") from None
+    model = fn() if callable(fn) and not isinstance(fn, nn.Module) else fn
+    if not isinstance(model, nn.Module):
+        raise MGCompileError(f"{ref} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, Any],
+                    ignored_layers: tuple[str, ...], min_channels: int) -> Resolved:
+    import torch
+
+    from mgcompile.convert import convert
+
+    extra = sorted(set(overrides) - set(_CONVERT_KEYS) - {"num_classes", "width_mult", "input_size", "in_channels"})
+    if extra:
+        raise MGCompileError(f"options {', '.join(extra)} cannot change an existing module ({ref}); "
+                             "they apply to spec and registry names only")
+    if "group_size" not in overrides:
+        raise MGCompileError(f"converting {ref} needs --group-size (the MG group size s_g)")
+    h, w = overrides.get("input_size", (224, 224))
+    example = torch.randn(1, overrides.get("in_channels", 3), h, w)
+    kwargs = {k: overrides[k] for k in _CONVERT_KEYS if k in overrides}
+    converted = convert(model, example_input=example, ignored_layers=ignored_layers, min_channels=min_channels,
+                        name=name, width_mult=None, paper_width_mult=float(overrides.get("width_mult", 1.0)), **kwargs)
+    return Resolved(ref, "torch", None, converted.mg_graph, report=converted.mg_conversion, _model=converted)
+
+
+def _convert_spec_base(ref: str, spec: Spec, ignored_layers: tuple[str, ...], min_channels: int) -> Resolved:
+    if not spec.is_multigrid:
+        raise MGCompileError("--ignored-layers/--min-channels need --group-size")
+    mg = {"group_size": spec.group_size, "coarsest": spec.theta, "cycle": spec.cycle, "transfer": spec.transfer,
+          "transfer_nnz": spec.transfer_nnz, "transition": spec.transition, "seed": spec.seed,
+          "input_size": spec.input_size, "in_channels": spec.in_channels}
+    base = build(spec.base())
+    return _convert_module(ref, spec.name or ref, base, mg, ignored_layers, min_channels)

@@ -13,35 +13,70 @@ from mgcompile.cli.options import mg_options
 @click.command("convert")
 @click.argument("base")
 @mg_options
+@click.option("--ignored-layers", "ignored", multiple=True, metavar="PATTERN",
+              help="Never convert residual steps whose block name matches this fnmatch pattern (repeatable), "
+                   "e.g. 'layer4.*'.")
+@click.option("--min-channels", type=click.IntRange(min=0), default=0,
+              help="Convert only steps at least this wide (where MG pays).")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (default: ./out/<name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON instead of a table.")
-def command(base: str, overrides: dict, out: str | None, as_json: bool) -> None:
-    """Convert BASE (registry name, spec file) into its MG version.
+def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, out: str | None,
+            as_json: bool) -> None:
+    """Convert BASE into its MG version.
 
-    Writes spec.yaml, graph.json (the IR), model.pt (IR + weights; reload with
-    mgcompile.load(DIR)) and audit.json into the output folder, atomically.
-    Without --group-size, BASE is built as the plain base network.
+    BASE is a registry or spec name, a spec file, a torchvision model name
+    (resnet18/34/50/101/152, wide_resnet50_2, resnext50_32x4d, mobilenet_v2,
+    mobilenet_v3_small/large; torchvision:NAME forces converting torchvision's module
+    rather than building the registry spec of the same name), or module:callable
+    returning an nn.Module. Writes spec.yaml (spec routes), graph.json (the IR),
+    model.pt (IR + weights; reload with mgcompile.load(DIR)), audit.json and, for
+    converted modules, conversion.json, atomically. A module with no convertible
+    residual step fails with exit code 2 and writes nothing.
     """
     from mgcompile.api import save
     from mgcompile.atomic import atomic_dir
     from mgcompile.audit import audit, format_audit
+    from mgcompile.convert import format_report
+    from mgcompile.errors import MGCompileError
     from mgcompile.naming import canonical_name
     from mgcompile.refs import resolve
 
-    r = resolve(base, **overrides)
-    name = canonical_name(r.spec) if r.spec is not None else Path(base).stem
+    r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, **overrides)
+    if r.kind == "torch":
+        rep = r.report
+        click.echo(format_report(rep), err=as_json)
+        if rep["converted"] + rep["transition"] == 0:
+            raise MGCompileError(f"no residual step of {base} could be converted (see the report above); nothing written")
+        mg = rep["multigrid"]
+        stem = rep["name"].replace(".", "_").replace(":", "_")
+        name = f"mg_{stem}_g{mg['group_size']}c{mg['theta']}"
+    else:
+        name = canonical_name(r.spec) if r.spec is not None else Path(base).stem
     target = Path(out) if out else Path("out") / name
     model = r.model()
     a = audit(r.graph, r.spec)
     a["name"] = name
+    if r.kind == "torch":
+        a["conversion"] = r.report
+    if r.spec is not None and r.spec.paper is None and r.spec.is_multigrid:
+        from mgcompile.convert import paper_match
+
+        mg = {"group_size": r.spec.group_size, "theta": r.spec.theta, "cycle": r.spec.cycle,
+              "transfer": r.spec.transfer}
+        row = paper_match(r.spec.name or base, mg, r.spec.width_mult)
+        if row is not None:
+            row["gap_pct"] = round(100.0 * (a["params"] / 1e6 - row["params_m"]) / row["params_m"], 2)
+            a["paper"] = row
     with atomic_dir(target) as tmp:
         if r.spec is not None:
             (tmp / "spec.yaml").write_text(r.spec.replace(name=name).to_yaml())
         (tmp / "graph.json").write_text(r.graph.to_json())
         save(model, tmp / "model.pt", r.graph)
         (tmp / "audit.json").write_text(json.dumps(a, indent=2, default=str))
+        if r.kind == "torch":
+            (tmp / "conversion.json").write_text(json.dumps(r.report, indent=2, default=str))
     if as_json:
         click.echo(json.dumps(a, indent=2, default=str))
     else:
         click.echo(format_audit(a))
-        click.echo(f"wrote {target}/ (spec.yaml, graph.json, model.pt, audit.json)")
+        click.echo(f"wrote {target}/")

@@ -35,3 +35,7 @@ def _load_builtin_frontends() -> None:
         from mgcompile.frontends.resnet import resnet_graph
 
         SPEC_FRONTENDS["resnet"] = resnet_graph
+    if "mobilenet_v2" not in SPEC_FRONTENDS:
+        from mgcompile.frontends.mobilenet import mobilenet_v2_graph
+
+        SPEC_FRONTENDS["mobilenet_v2"] = mobilenet_v2_graph

@@ -1,3 +1,3 @@
 """Model families; importing this package fills the registry."""
 
-from mgcompile.models import resnet  # noqa: F401
+from mgcompile.models import mobilenet, resnet  # noqa: F401
