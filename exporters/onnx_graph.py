@@ -18,8 +18,9 @@ class OnnxGraph:
     """Nodes, initializers (as numpy) and the graph interface of one ``ModelProto``."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
-        self.model = model
-        g = model.graph
+        self.model = onnx.ModelProto()
+        self.model.CopyFrom(model)  # passes edit nodes in place; the caller's model stays untouched
+        g = self.model.graph
         self.nodes: list[onnx.NodeProto] = list(g.node)
         self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         self.outputs = {o.name for o in g.output}
@@ -84,15 +85,21 @@ class OnnxGraph:
     def to_proto(self) -> onnx.ModelProto:
         self.remove_dead()
         used = {i for n in self.nodes for i in n.input} | self.outputs
-        model = onnx.ModelProto()
-        model.CopyFrom(self.model)
+        model = self.model
         g = model.graph
+        nodes = [_copy(n) for n in self.nodes]  # the wrappers point into g.node, which is cleared next
         del g.node[:]
-        g.node.extend(self.nodes)
+        g.node.extend(nodes)
         del g.initializer[:]
         g.initializer.extend(numpy_helper.from_array(a, name) for name, a in self.consts.items() if name in used)
         del g.value_info[:]  # stale after rewrites; shape inference recomputes it
         return model
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    out = onnx.NodeProto()
+    out.CopyFrom(node)
+    return out
 
 
 def attr(node: onnx.NodeProto, name: str, default=None):

@@ -1,0 +1,67 @@
+"""Fixtures for the exporter tests: tiny specs of every family and BN layers with non-trivial statistics."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+import torch
+from torch import nn
+
+import mgcompile
+
+TINY_CIFAR = dict(channels=(16, 32, 64), blocks=(1, 1, 1), input_size=(16, 16))
+TINY_MG = dict(TINY_CIFAR, group_size=8, coarsest=16)
+TINY_BOTTLENECK = dict(channels=(64, 128), blocks=(1, 1), input_size=(32, 32), num_classes=10)
+
+# id -> (registry name, overrides): every family, cycle, transfer, transition and activation at reduced size.
+MATRIX = {
+    "base": ("cifar_resnet", TINY_CIFAR),
+    "mg": ("cifar_resnet", TINY_MG),
+    "mg_additive": ("cifar_resnet", dict(TINY_MG, cycle="additive")),
+    "mg_grouped": ("cifar_resnet", dict(TINY_MG, transfer="grouped")),
+    "mg_dw_stride": ("cifar_resnet", dict(TINY_MG, transition="dw_stride")),
+    "mg_keep": ("cifar_resnet", dict(TINY_MG, transition="keep")),
+    "mg_pre": ("cifar_resnet", dict(TINY_MG, activation="pre")),
+    "bottleneck": ("resnet50", TINY_BOTTLENECK),
+    "mg_bottleneck": ("resnet50", dict(TINY_BOTTLENECK, group_size=16, coarsest=32)),
+}
+
+
+def randomize_bn(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine terms, so BN folding is really exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
+    return model.eval()
+
+
+def tiny_model(case: str) -> tuple[nn.Module, tuple[int, ...]]:
+    name, overrides = MATRIX[case]
+    spec = mgcompile.model_spec(name, **overrides)
+    model = randomize_bn(mgcompile.build(spec))
+    graph = model.mg_graph
+    return model, graph.shape(graph.nodes("input")[0])
+
+
+@pytest.fixture(params=list(MATRIX))
+def matrix_case(request) -> tuple[str, nn.Module, tuple[int, ...]]:
+    """(case id, eval-mode model with random BN statistics, input (C, H, W)) for every MATRIX entry."""
+    return (request.param, *tiny_model(request.param))
+
+
+@pytest.fixture(params=["base", "mg", "mg_grouped", "mg_bottleneck"])
+def subset_case(request) -> tuple[str, nn.Module, tuple[int, ...]]:
+    """A smaller subset of MATRIX for the PyTorch-side formats."""
+    return (request.param, *tiny_model(request.param))
+
+
+@pytest.fixture
+def tiny() -> Callable[[str], tuple[nn.Module, tuple[int, ...]]]:
+    return tiny_model
