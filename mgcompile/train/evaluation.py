@@ -1,0 +1,58 @@
+"""Evaluate a trained run or any REF on a data set split (top-1 / top-5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mgcompile.errors import MGCompileError
+from mgcompile.train.checkpoint import CHECKPOINT_FILE, read_checkpoint
+from mgcompile.train.data import load_source, make_splits
+from mgcompile.train.loop import evaluate, make_loader, pick_device, pick_precision
+
+
+def evaluate_ref(ref: str, data: str | None = None, *, data_dir: str | None = None, split: str = "test",
+                 batch_size: int = 256, device: str = "auto", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Top-1/top-5 of REF (a run folder, converted folder, spec or registry name) on ``data``'s ``split``.
+
+    A run folder supplies its data set and split settings from run.json, and its
+    weights from model.pt (finished) or checkpoint.pt (interrupted).
+    """
+    run = Path(ref)
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    data = data or info.get("data")
+    if data is None:
+        raise MGCompileError(f"pass --data for {ref} (digits, mnist, fashion-mnist, cifar10, cifar100, imagefolder:PATH)")
+    source = load_source(data, data_dir or info.get("data_dir"))
+    val_fraction = info.get("recipe", {}).get("val_fraction", 0.1)
+    if run.is_dir() and not (run / "model.pt").is_file() and (run / CHECKPOINT_FILE).is_file():
+        model, size = _from_checkpoint(run / CHECKPOINT_FILE)
+    else:
+        from mgcompile.train.run import input_size_of, model_for_data
+
+        resolved = model_for_data(ref, source, overrides or {})
+        model, size = resolved.model(), input_size_of(resolved)
+    splits = make_splits(source, size, val_fraction=val_fraction)
+    dataset = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
+    if dataset is None:
+        raise MGCompileError(f"{ref} was trained without a validation split; use --split test")
+    dataset.train = False  # no augmentation when scoring the training split
+    dev = pick_device(device)
+    result = evaluate(model.to(dev), make_loader(dataset, batch_size, dev, None), dev, pick_precision(dev, True), False)
+    return {"ref": ref, "data": data, "split": split, **result}
+
+
+def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, tuple[int, int]]:
+    from mgcompile.api import build
+    from mgcompile.ir.graph import Graph
+    from mgcompile.spec import Spec
+
+    ckpt = read_checkpoint(path)
+    model = build(Graph.from_dict(ckpt["graph"]))
+    model.load_state_dict(ckpt["model"])
+    if ckpt.get("spec") is None:
+        raise MGCompileError(f"{path} has no spec; evaluate the run's model.pt instead")
+    return model, tuple(Spec.from_dict(ckpt["spec"]).input_size)

@@ -1,0 +1,79 @@
+"""Training hyper-parameters: the paper's defaults, a YAML recipe file, CLI overrides on top."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from mgcompile.errors import MGCompileError
+
+SCHEDULES = ("step", "cosine")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Paper §5: momentum SGD 0.9, weight decay 1e-4, lr 0.1 divided by 10 every 30 epochs (or cosine)."""
+
+    epochs: int = 180
+    batch_size: int = 128  # per process
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    schedule: str = "step"
+    step_size: int = 30
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    workers: int | None = None  # None: 8 on CUDA, 0 on CPU
+    amp: bool = True  # bf16 autocast on CUDA where supported
+    channels_last: bool = True
+    compile: bool = False
+    checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise MGCompileError(f"recipe field 'schedule' is {self.schedule!r}; allowed values: {', '.join(SCHEDULES)}")
+        for name in ("epochs", "batch_size", "step_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise MGCompileError(f"recipe field '{name}' must be a positive integer, got {getattr(self, name)!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise MGCompileError(f"recipe field 'val_fraction' must be in [0, 1), got {self.val_fraction!r}")
+        if not self.lr > 0:
+            raise MGCompileError(f"recipe field 'lr' must be positive, got {self.lr!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "Recipe":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_recipe(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Recipe:
+    """Defaults, then the YAML file's keys, then the CLI's (``None`` = not given)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise MGCompileError(f"recipe file {p} does not exist; pass a YAML file with keys like epochs, lr, schedule")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise MGCompileError(f"recipe file {p} is not valid YAML ({str(exc).splitlines()[0]}); fix its syntax") from None
+        if not isinstance(loaded, dict):
+            raise MGCompileError(f"recipe file {p} must be a mapping of key: value")
+        known = {f.name for f in fields(Recipe)}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise MGCompileError(f"recipe file {p}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        data.update(loaded)
+    try:
+        recipe = Recipe(**data)
+    except TypeError as exc:
+        raise MGCompileError(f"recipe: {exc}") from None
+    return recipe.replace(**(overrides or {}))

@@ -1,0 +1,305 @@
+"""A training run end to end: model for the data, resume, epochs, checkpoints, signals, results.
+
+``RUN_DIR`` gets run.json (what was asked), checkpoint.pt (after every epoch and on
+SIGINT/SIGTERM), metrics.csv/.jsonl, and at the end results.json and model.pt (the
+trained network, readable by ``mgcompile eval/export RUN_DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from mgcompile.atomic import atomic_write_text
+from mgcompile.errors import MGCompileError
+from mgcompile.train import distributed as D
+from mgcompile.train.checkpoint import (CHECKPOINT_FILE, capture_rng, check_same_network, read_checkpoint,
+                                        restore_rng, save_checkpoint)
+from mgcompile.train.data import Source, load_source, make_splits
+from mgcompile.train.loop import (EpochState, NonFiniteLoss, evaluate, make_loader, pick_device, pick_precision,
+                                  train_epoch)
+from mgcompile.train.metrics import write_metrics
+from mgcompile.train.recipe import Recipe, load_recipe
+
+FAULTS = ("TERM", "INT", "KILL", "NAN")
+
+
+class Stopped(Exception):
+    """The run stopped on a signal after writing a checkpoint; exit with 128 + signum."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A debug fault injected after global batch ``after`` (tests: real signals at a deterministic point)."""
+
+    kind: str
+    after: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Fault":
+        kind, _, n = text.partition("@")
+        if kind.upper() not in FAULTS or not n.isdigit() or int(n) < 1:
+            raise MGCompileError(f"--debug-fault takes KIND@N with KIND in {', '.join(FAULTS)}, e.g. TERM@5; got {text!r}")
+        return cls(kind.upper(), int(n))
+
+
+def model_for_data(ref: str, source: Source, overrides: dict[str, Any]):
+    """Resolve REF with its stem and head adapted to the data (channels, classes, native size)."""
+    from mgcompile.refs import is_saved_model, resolve
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in (("in_channels", source.channels), ("num_classes", source.num_classes)):
+        if key in given and given[key] != value:
+            raise MGCompileError(f"{source.name} has {value} {key.replace('_', ' ')} but the options ask for {given[key]}; drop the option")
+    if is_saved_model(ref):
+        resolved = resolve(ref, **given)
+        spec = resolved.spec
+        if spec is not None and (spec.in_channels, spec.num_classes) != (source.channels, source.num_classes):
+            raise MGCompileError(
+                f"{ref} was converted for {spec.in_channels} input channels and {spec.num_classes} classes, but {source.name} has "
+                f"{source.channels} and {source.num_classes}; convert again with --input-size {source.channels},H,W --num-classes {source.num_classes}"
+            )
+        return resolved
+    adapted = {"in_channels": source.channels, "num_classes": source.num_classes}
+    if source.native_size is not None:
+        adapted["input_size"] = source.native_size
+    return resolve(ref, **{**adapted, **given})
+
+
+def input_size_of(resolved) -> tuple[int, int]:
+    if resolved.spec is not None:
+        return tuple(resolved.spec.input_size)
+    shape = resolved.graph.shape(next(iter(resolved.graph.nodes(op="input"))))
+    return (shape[1], shape[2])
+
+
+def default_run_dir(resolved, data: str) -> Path:
+    from mgcompile.naming import canonical_name
+
+    name = canonical_name(resolved.spec) if resolved.spec is not None else Path(resolved.ref).stem
+    return Path("runs") / f"{name}-{data.replace(':', '_').replace('/', '_')}"
+
+
+class _SignalFlag:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_SignalFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def train(ref: str, data: str, *, recipe_file: str | None = None, recipe_overrides: dict[str, Any] | None = None,
+          data_dir: str | None = None, out: str | None = None, device: str = "auto", resume: bool = False,
+          distributed: bool = False, overrides: dict[str, Any] | None = None, plot: bool = False,
+          fault: Fault | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train REF on DATA; returns the results (also written to RUN_DIR/results.json)."""
+    dev = pick_device(device)
+    ctx = D.setup(distributed, dev.type)
+    if ctx.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", ctx.local_rank)
+    try:
+        return _train(ref, data, recipe_file, recipe_overrides or {}, data_dir, out, dev, resume, ctx,
+                      overrides or {}, plot, fault, log if ctx.is_main else (lambda msg: None))
+    finally:
+        D.teardown(ctx)
+
+
+def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume, ctx, overrides, plot, fault, log):
+    source = load_source(data, data_dir)
+    resolved = model_for_data(ref, source, overrides)
+    spec_dict = resolved.spec.to_dict() if resolved.spec is not None else None
+    graph_dict = resolved.graph.to_dict()
+    run_dir = Path(out) if out else default_run_dir(resolved, data)
+    ckpt_path = run_dir / CHECKPOINT_FILE
+
+    ckpt: dict[str, Any] | None = None
+    if resume:
+        ckpt = read_checkpoint(ckpt_path)
+        check_same_network(ckpt, spec_dict, graph_dict, str(ckpt_path))
+        base = Recipe(**ckpt["recipe"]) if recipe_file is None else load_recipe(recipe_file)
+        recipe = base.replace(**recipe_overrides)
+    else:
+        if ckpt_path.exists():
+            raise MGCompileError(f"{run_dir} already holds a run ({CHECKPOINT_FILE}); continue it with --resume or pick a new --out")
+        recipe = load_recipe(recipe_file, recipe_overrides)
+
+    size = input_size_of(resolved)
+    splits = make_splits(source, size, val_fraction=recipe.val_fraction, seed=recipe.seed)
+    precision = pick_precision(dev, recipe.amp)
+    model = resolved.model().to(dev)
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    if recipe.schedule == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size, recipe.gamma)
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
+    scaler = torch.amp.GradScaler(dev.type, enabled=precision.dtype == torch.float16)
+
+    start_epoch, state, history, rng = 0, EpochState(), [], None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, state, history, rng = ckpt["epoch"], EpochState(**ckpt["epoch_state"]), list(ckpt["history"]), ckpt["rng"]
+        log(f"resuming {ckpt_path}: epoch {start_epoch + 1}, {state.batches} batches done")
+    else:
+        torch.manual_seed(recipe.seed)
+
+    train_model: nn.Module = D.wrap(model, ctx, dev)
+    if recipe.checkpointing:
+        from mgcompile.train.activation_checkpointing import checkpoint_stages
+
+        train_model = checkpoint_stages(train_model) if not ctx.enabled else train_model
+    if recipe.compile:
+        train_model = torch.compile(train_model)
+
+    if ctx.is_main:
+        info = {"ref": ref, "data": data, "data_dir": data_dir, "input_size": list(size), "spec": spec_dict,
+                "recipe": recipe.to_dict(), "world_size": ctx.world_size, "device": str(dev),
+                "precision": str(precision.dtype or "float32"), "argv": sys.argv}
+        atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2, default=str))
+    params = sum(p.numel() for p in model.parameters())
+    log(f"{resolved.spec.name if resolved.spec else ref}: {params:,} params, {source.name} at {size[0]}x{size[1]}, "
+        f"{len(splits.train)} train / {len(splits.val) if splits.val else 0} val / {len(splits.test)} test, "
+        f"device {dev}, {ctx.world_size} process(es), run dir {run_dir}")
+
+    saved: dict[str, Any] = {"epoch": start_epoch if ckpt is not None else None}
+
+    def checkpoint(epoch: int, st: EpochState) -> None:
+        saved["epoch"] = epoch
+        if ctx.is_main:
+            save_checkpoint(ckpt_path, {
+                "spec": spec_dict, "graph": graph_dict, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": capture_rng(),
+                "epoch": epoch, "epoch_state": st.to_dict(), "history": history, "recipe": recipe.to_dict(),
+                "data": data, "world_size": ctx.world_size,
+            })
+            write_metrics(run_dir, history)
+        D.barrier(ctx)
+
+    sampler = D.ResumableSampler(len(splits.train), ctx, seed=recipe.seed)
+    eval_loader = lambda ds: make_loader(ds, recipe.batch_size, dev, recipe.workers)  # noqa: E731
+    counter = {"batches": 0}
+
+    with _SignalFlag() as flag:
+        def should_stop(nonfinite: bool) -> bool:
+            stop, bad = D.any_rank((flag.signum is not None, nonfinite), ctx, dev)
+            if stop and flag.signum is None:
+                flag.signum = signal.SIGTERM  # another rank was signalled
+            return stop or bad
+
+        def after_step(st: EpochState) -> None:
+            counter["batches"] += 1
+            if fault is not None and counter["batches"] == fault.after:
+                if fault.kind == "NAN":
+                    with torch.no_grad():
+                        next(model.parameters()).fill_(float("nan"))
+                else:
+                    os.kill(os.getpid(), getattr(signal, f"SIG{fault.kind}"))
+
+        def stopped(epoch: int, st: EpochState) -> Stopped:
+            name = signal.Signals(flag.signum).name
+            return Stopped(flag.signum, f"stopped by {name} in epoch {epoch + 1} after {st.batches} batches; "
+                                        f"checkpoint {ckpt_path} written; continue with --resume")
+
+        for epoch in range(start_epoch, recipe.epochs):
+            sampler.set_epoch(epoch)
+            sampler.skip = state.batches * recipe.batch_size
+            splits.train.epoch = epoch
+            loader = make_loader(splits.train, recipe.batch_size, dev, recipe.workers, sampler, recipe.seed + epoch)
+            batches = iter(loader)
+            if rng is not None:
+                restore_rng(rng)
+                rng = None
+            progress = _progress(ctx, math.ceil(sampler.num_samples / recipe.batch_size), state.batches,
+                                 f"epoch {epoch + 1}/{recipe.epochs}")
+            try:
+                early = train_epoch(train_model, batches, optimizer, scaler, dev, precision, recipe.channels_last, state,
+                                    should_stop, after_step, recipe.label_smoothing, progress)
+            except NonFiniteLoss as exc:
+                kept = (f"the last good checkpoint {ckpt_path} (epoch {saved['epoch']}) is kept"
+                        if saved["epoch"] is not None else "no checkpoint was written")
+                raise MGCompileError(f"loss became {exc} in epoch {epoch + 1} at batch {state.batches + 1}; "
+                                     f"stopped, {kept}; lower --lr and start a new run") from None
+            finally:
+                if progress is not None:
+                    progress.close()
+            if early:
+                checkpoint(epoch, state)
+                raise stopped(epoch, state)
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            D.sync_buffers(model, ctx)
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": state.loss_sum / max(state.seen, 1),
+                                   "train_top1": state.correct / max(state.seen, 1),
+                                   "images_per_s": state.seen * ctx.world_size / max(state.seconds, 1e-9),
+                                   "epoch_s": state.seconds}
+            if ctx.is_main and splits.val is not None:
+                val = evaluate(model, eval_loader(splits.val), dev, precision, recipe.channels_last)
+                row.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"])
+            history.append(row)
+            state = EpochState()
+            checkpoint(epoch + 1, state)
+            log(_format_row(row, recipe.epochs))
+            if flag.signum is not None:
+                raise stopped(epoch + 1, state)
+
+    results: dict[str, Any] = {"data": data, "epochs": len(history), "params": params, "world_size": ctx.world_size,
+                               "device": str(dev), "run_dir": str(run_dir)}
+    if ctx.is_main:
+        test = evaluate(model, eval_loader(splits.test), dev, precision, recipe.channels_last)
+        results.update(test_top1=test["top1"], test_top5=test["top5"], test_loss=test["loss"], test_n=test["n"],
+                       images_per_s=history[-1]["images_per_s"] if history else None)
+        from mgcompile.api import save
+
+        save(model.to(memory_format=torch.contiguous_format).cpu(), run_dir)
+        atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))
+        if plot:
+            from mgcompile.train.report import plot_curves
+
+            plot_curves(history, run_dir / "curves.png", title=f"{run_dir.name}")
+        log(f"test top-1 {test['top1']:.4f}  top-5 {test['top5']:.4f}  ({test['n']} images); wrote {run_dir}/model.pt")
+    D.barrier(ctx)
+    return results
+
+
+def _progress(ctx: D.Context, total: int, initial: int, desc: str):
+    if not ctx.is_main or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
+
+
+def _format_row(row: dict[str, Any], epochs: int) -> str:
+    text = (f"epoch {row['epoch']}/{epochs}  lr {row['lr']:.4g}  train loss {row['train_loss']:.4f} "
+            f"top-1 {row['train_top1']:.4f}")
+    if "val_top1" in row:
+        text += f"  val loss {row['val_loss']:.4f} top-1 {row['val_top1']:.4f}"
+    return text + f"  {row['images_per_s']:.0f} img/s"
