@@ -8,7 +8,6 @@ verification JSON written next to it. Any failure leaves neither behind.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -28,17 +27,15 @@ EXAMPLE_BATCH = 2  # a dynamic batch is traced at 2: exporters specialise sizes 
 
 
 def check_target(path: str | os.PathLike) -> Path:
-    """Fail fast (before a slow export) if ``path`` cannot be written."""
+    """Fail fast (before a slow export, creating nothing) if ``path`` cannot be written."""
     p = Path(path)
     if p.is_dir():
         raise MGCompileError(f"output {p} is a folder; pass a file path such as {p / 'model.onnx'}")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=p.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise MGCompileError(f"cannot write to {p} ({exc.strerror or exc}); choose a writable -o path") from None
+    ancestor = p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise MGCompileError(f"cannot write to {p} ({ancestor} is not a writable folder); choose a writable -o path")
     return p
 
 

@@ -107,7 +107,7 @@ def time_session(sess, x: np.ndarray, repeat: int = 20, warmup: int = 3) -> dict
 def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     p = Path(path)
     if not p.is_file():
-        raise MGCompileError(f"{p} does not exist; pass an .onnx file written by `mgcompile export`")
+        raise MGCompileError(f"{p} does not exist or is not a file; pass an .onnx file written by `mgcompile export`")
     try:
         return onnx.load(p)
     except Exception:

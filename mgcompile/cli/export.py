@@ -15,7 +15,7 @@ _FORMATS = ("onnx", "torchscript", "pt2")
 @click.option("--format", "fmt", default="onnx", show_default=True,
               help="onnx (ONNX Runtime), pt2 (torch.export archive, the modern PyTorch artifact) or torchscript "
                    "(deprecated upstream; kept for old deployments).")
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", "out", required=True, type=click.Path(),
               help="Output file (.onnx / .pt2 / .pt). The verification result goes to <output>.verify.json.")
 @click.option("--opset", type=int, default=18, show_default=True,
               help="ONNX opset: 18-23 use the dynamo exporter, 13-17 the legacy one.")

@@ -8,7 +8,7 @@ from mgcompile.cli.options import echo_json
 
 
 @click.command("run")
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path())
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size for a model with a dynamic batch axis (a static model uses its own).")
 @click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True, help="Timed runs (median reported).")
@@ -17,7 +17,7 @@ from mgcompile.cli.options import echo_json
               help="ORT graph optimisation level for the timed session.")
 @click.option("--threads", type=click.IntRange(min=1), help="ORT intra-op threads (default: ORT's choice).")
 @click.option("--cuda/--cpu", "cuda", default=None, help="Force the provider (default: CUDA when a GPU is present).")
-@click.option("--save-optimized", type=click.Path(dir_okay=False),
+@click.option("--save-optimized", type=click.Path(),
               help="Also save ORT's optimised graph at --save-level. Only basic/extended are portable: 'all' bakes "
                    "in this CPU's memory layouts (NCHWc), so such a file may be wrong or slow elsewhere.")
 @click.option("--save-level", type=click.Choice(("basic", "extended")), default="extended", show_default=True)

@@ -65,3 +65,8 @@ def subset_case(request) -> tuple[str, nn.Module, tuple[int, ...]]:
 @pytest.fixture
 def tiny() -> Callable[[str], tuple[nn.Module, tuple[int, ...]]]:
     return tiny_model
+
+
+@pytest.fixture
+def with_random_bn() -> Callable[[nn.Module], nn.Module]:
+    return randomize_bn

@@ -1,0 +1,103 @@
+"""`mgcompile export` / `mgcompile run` through click's CliRunner: outputs, JSON, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from mgcompile.cli import main
+from mgcompile.errors import MGCompileError
+from mgcompile.exporters.export import export_model
+
+TINY = ["cifar_resnet", "--channels", "16,32,64", "--blocks", "1,1,1", "--input-size", "16,16", "-g", "8", "-c", "16"]
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def _one_line_error(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_export_onnx_writes_model_and_verification_json(tmp_path):
+    out = tmp_path / "m.onnx"
+    result = _invoke("export", *TINY, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "verified with onnxruntime" in result.output
+    data = json.loads((tmp_path / "m.onnx.verify.json").read_text())
+    assert data["ok"] and data["max_rel_diff"] <= 1e-4 and data["file"] == "m.onnx"
+    assert out.stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.verify.json"]
+
+
+def test_export_pt2_json_report(tmp_path):
+    out = tmp_path / "m.pt2"
+    result = _invoke("export", *TINY, "--format", "pt2", "-o", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    assert report["format"] == "pt2" and report["verification"]["ok"]
+    assert torch.export.load(str(out)).module()(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--format", "tflite"], "unknown format"),
+    (["--opset", "30"], "opset 30 is not supported"),
+    (["--opset", "7"], "opset 7 is not supported"),
+])
+def test_bad_options_fail_cleanly(tmp_path, args, needle):
+    out = tmp_path / "m.onnx"
+    line = _one_line_error(_invoke("export", *TINY, *args, "-o", str(out)))
+    assert needle in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ref", ["no_such_model", "missing/spec.yaml"])
+def test_missing_ref_fails_cleanly(tmp_path, ref):
+    line = _one_line_error(_invoke("export", ref, "-o", str(tmp_path / "m.onnx")))
+    assert "no_such_model" in line or "does not exist" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_fails_cleanly(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    line = _one_line_error(_invoke("export", *TINY, "-o", str(blocker / "m.onnx")))
+    assert "cannot write" in line
+    line = _one_line_error(_invoke("export", *TINY, "-o", str(tmp_path)))
+    assert "is a folder" in line
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
+
+
+class _Noisy(nn.Module):
+    """Adds fresh noise on every call: no export of it can match PyTorch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand_like(x)
+
+
+def test_failed_verification_leaves_no_file(tmp_path):
+    with pytest.raises(MGCompileError, match="does not match PyTorch"):
+        export_model(_Noisy(), (2, 4, 4), tmp_path / "n.onnx", optimize=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_times_model_and_saves_portable_optimized(tmp_path):
+    assert _invoke("export", *TINY, "-o", str(tmp_path / "m.onnx"), "--no-verify").exit_code == 0
+    assert not (tmp_path / "m.onnx.verify.json").exists()
+    result = _invoke("run", str(tmp_path / "m.onnx"), "-b", "3", "--repeat", "2", "--warmup", "1",
+                     "--save-optimized", str(tmp_path / "m.ort.onnx"), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    assert data["input_shape"] == [3, 3, 16, 16] and data["median_ms"] > 0
+    assert "CPUExecutionProvider" in data["providers"]
+    assert (tmp_path / "m.ort.onnx").stat().st_size > 0
+    line = _one_line_error(_invoke("run", str(tmp_path / "missing.onnx")))
+    assert "does not exist" in line
