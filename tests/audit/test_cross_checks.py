@@ -43,11 +43,21 @@ def flop_counter_macs(model: torch.nn.Module, spec: mgcompile.Spec) -> int:
 
 
 def reduced(name: str) -> list[mgcompile.Spec]:
-    """The registry model and an MG version of it at a small width (params do not depend on input size)."""
+    """The registry model and MG versions of it, narrower where big (params do not depend on input size).
+
+    The MG (s_g, θ) is the first of a few small pairs whose levels the widths allow.
+    """
     spec = model_spec(name)
-    small = spec.replace(width_mult=0.25 if spec.block == "bottleneck" else 0.5, input_size=(64, 64))
-    return [small, small.replace(group_size=8, coarsest=16), small.replace(group_size=8, coarsest=16,
-                                                                           cycle="additive", transfer="grouped")]
+    mult = {"bottleneck": 0.25, "basic": 0.5}.get(spec.block, 1.0)
+    small = spec.replace(width_mult=spec.width_mult * mult, input_size=(64, 64))
+    for g, theta in ((8, 16), (8, 32), (16, 32), (16, 64), (2, 64), (2, 128)):
+        try:
+            mg = small.replace(group_size=g, coarsest=theta)
+            expand(mg)
+        except mgcompile.MGCompileError:
+            continue
+        return [small, mg, mg.replace(cycle="additive", transfer="grouped")]
+    raise AssertionError(f"no small MG configuration fits {name}")
 
 
 @pytest.mark.parametrize("name", REGISTRY)
