@@ -116,6 +116,8 @@ def render_table(title: str, columns: Sequence[str], rows: Sequence[dict[str, An
                                                       "table", "status") else "right")
     for r in rows:
         table.add_row(*(_cell(r.get(c)) for c in columns), end_section=r.get("scope") == "total")
-    console = Console(width=max(100, 14 * len(columns) + 30), record=True, file=io.StringIO(), color_system=None)
+    widest = [max([len(c)] + [len(_cell(r.get(c))) for r in rows]) for c in columns]
+    width = max(100, sum(widest) + 3 * len(columns) + 4, len(title) + 4)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(table)
     return "\n".join(line.rstrip() for line in console.export_text().splitlines())
