@@ -103,3 +103,26 @@ def sync_buffers(model: nn.Module, ctx: Context) -> None:
 def barrier(ctx: Context) -> None:
     if ctx.enabled:
         dist.barrier()
+
+
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 over every parameter and buffer (sorted by name): equal digests = bitwise-equal models."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def gather_digests(model: nn.Module, ctx: Context) -> list[str]:
+    """Every rank's :func:`state_digest`; a run whose ranks ended apart is an error, not a silent result."""
+    mine = state_digest(model)
+    if not ctx.enabled:
+        return [mine]
+    digests: list[str] = [""] * ctx.world_size
+    dist.all_gather_object(digests, mine)
+    if len(set(digests)) != 1:
+        raise MGCompileError(f"DDP ranks ended with different weights ({len(set(digests))} distinct); report this as a bug")
+    return digests

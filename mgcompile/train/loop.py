@@ -85,26 +85,26 @@ class NonFiniteLoss(RuntimeError):
 
 def train_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 device: torch.device, precision: Precision, channels_last: bool, state: EpochState,
-                should_stop: Callable[[bool], bool], after_step: Callable[[EpochState], None],
-                label_smoothing: float = 0.0, progress=None) -> bool:
+                should_stop: Callable[[], bool], any_nonfinite: Callable[[bool], bool],
+                after_step: Callable[[EpochState], None], label_smoothing: float = 0.0, progress=None) -> bool:
     """Train over ``batches`` from ``state``'s point on; returns True when stopped early.
 
-    ``should_stop(nonfinite)`` runs after each forward pass and before the step, on every
-    rank (it is where ranks agree), so a stopped batch is never half applied and is simply
-    redone on resume. A non-finite loss raises :class:`NonFiniteLoss` before its step.
+    ``should_stop()`` runs before each forward pass (BN statistics of a batch that is not
+    trained on are never recorded) and ``any_nonfinite(flag)`` after it; both run on every
+    rank, which is where ranks agree. A non-finite loss raises :class:`NonFiniteLoss`
+    before its step is applied.
     """
     model.train()
     start = time.perf_counter()
     for x, y in batches:
+        if should_stop():
+            return True
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
         with precision.autocast():
             logits = model(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-        nonfinite = not bool(torch.isfinite(loss).item())
-        if should_stop(nonfinite):
-            if nonfinite:
-                raise NonFiniteLoss(str(loss.item()))
-            return True
+        if any_nonfinite(not bool(torch.isfinite(loss).item())):
+            raise NonFiniteLoss(str(loss.item()))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

@@ -208,11 +208,14 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
     counter = {"batches": 0}
 
     with _SignalFlag() as flag:
-        def should_stop(nonfinite: bool) -> bool:
-            stop, bad = D.any_rank((flag.signum is not None, nonfinite), ctx, dev)
+        def should_stop() -> bool:
+            (stop,) = D.any_rank((flag.signum is not None,), ctx, dev)
             if stop and flag.signum is None:
                 flag.signum = signal.SIGTERM  # another rank was signalled
-            return stop or bad
+            return stop
+
+        def any_nonfinite(bad: bool) -> bool:
+            return D.any_rank((bad,), ctx, dev)[0]
 
         def after_step(st: EpochState) -> None:
             counter["batches"] += 1
@@ -241,7 +244,7 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
                                  f"epoch {epoch + 1}/{recipe.epochs}")
             try:
                 early = train_epoch(train_model, batches, optimizer, scaler, dev, precision, recipe.channels_last, state,
-                                    should_stop, after_step, recipe.label_smoothing, progress)
+                                    should_stop, any_nonfinite, after_step, recipe.label_smoothing, progress)
             except NonFiniteLoss as exc:
                 kept = (f"the last good checkpoint {ckpt_path} (epoch {saved['epoch']}) is kept"
                         if saved["epoch"] is not None else "no checkpoint was written")
@@ -270,7 +273,8 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
             if flag.signum is not None:
                 raise stopped(epoch + 1, state)
 
-    results: dict[str, Any] = {"data": data, "epochs": len(history), "params": params, "world_size": ctx.world_size,
+    digests = D.gather_digests(model, ctx)
+    results: dict[str, Any] = {"rank_digests": digests, "data": data, "epochs": len(history), "params": params, "world_size": ctx.world_size,
                                "device": str(dev), "run_dir": str(run_dir)}
     if ctx.is_main:
         test = evaluate(model, eval_loader(splits.test), dev, precision, recipe.channels_last)
