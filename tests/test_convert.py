@@ -1,0 +1,169 @@
+"""mgcompile.convert on torchvision and hand-written modules; the convert CLI on modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from click.testing import CliRunner
+
+import mgcompile
+from mgcompile.cli import main
+from mgcompile.errors import MGCompileError
+
+_spec = importlib.util.spec_from_file_location("user_nets", Path(__file__).parent / "frontends" / "user_nets.py")
+user_nets = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(user_nets)
+X32 = torch.randn(1, 3, 32, 32)
+
+
+def numel(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_torchvision_resnet34_matches_the_mg_resnet34_spec():
+    converted = mgcompile.convert(torchvision.models.resnet34(), group_size=32, example_input=X32)
+    core = mgcompile.build(mgcompile.model_spec("mg_resnet34_g32c64"))
+    assert numel(converted) == numel(core)
+    rep = converted.mg_conversion
+    assert (rep["converted"], rep["transition"], rep["kept"], rep["skipped"]) == (13, 3, 0, 0)
+    assert rep["params"] == numel(converted)
+
+
+def test_mobilenet_v2_counts_against_the_paper():
+    model = torchvision.models.mobilenet_v2()
+    converted = mgcompile.convert(model, group_size=32, coarsest=64, example_input=X32)
+    rep = converted.mg_conversion
+    assert rep["paper"]["params_m"] == 3.0 and rep["params"] == numel(converted)
+    assert 3.0e6 < rep["params"] < 3.2e6  # public reconstructions land near 3.08M
+    assert rep["converted"] == 7  # blocks at 64, 96, 160 wide; 24/32 are narrower than θ
+    # Depth-wise convs are unchanged; expand/project 1x1s are grouped on fine levels.
+    g = converted.mg_graph
+    assert g.attrs("features.8.level0.conv1")["groups"] == 2 and g.attrs("features.8.level1.conv1")["groups"] == 1
+    assert g.attrs("features.8.level0.conv2")["groups"] == 384
+
+
+# Reduced size for CI: deep bottleneck nets use a larger θ (fewer levels) and convert their first stages only.
+BOTTLENECK = {"coarsest": 256, "ignored_layers": ("layer3.*", "layer4.*")}
+TORCHVISION = {"resnet18": {}, "resnet34": {}, "resnet50": BOTTLENECK, "resnet101": BOTTLENECK,
+               "resnet152": BOTTLENECK, "wide_resnet50_2": BOTTLENECK, "resnext50_32x4d": BOTTLENECK,
+               "mobilenet_v2": {}, "mobilenet_v3_small": {}, "mobilenet_v3_large": {}}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_every_torchvision_model_converts_runs_and_trains(name):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(num_classes=10)
+    options = {"group_size": 16, "coarsest": 32, **TORCHVISION[name]}
+    converted = mgcompile.convert(model, example_input=X32, **options)
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
+    assert converted(x).shape == (8, 10)
+    opt = torch.optim.SGD(converted.parameters(), lr=1e-3, momentum=0.9)
+    losses = []
+    for _ in range(5):
+        loss = torch.nn.functional.cross_entropy(converted(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    if not name.startswith("mobilenet_v3"):
+        assert converted.mg_conversion["converted"] > 0
+
+
+def _copied_equal(original, converted, source):
+    a, b = original.get_submodule(source).state_dict(), converted.get_submodule(source).state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("make,blocks", [(user_nets.FunctionalNet, ["blocks.0", "blocks.1"]),
+                                         (user_nets.SequentialNet, ["features.3", "features.4"]),
+                                         (user_nets.BottleneckNet, None)])
+def test_user_modules_convert_and_keep_their_stems_and_heads(make, blocks):
+    model = make().eval()
+    converted = mgcompile.convert(model, group_size=8, coarsest=16, example_input=X32)
+    rep = converted.mg_conversion
+    assert rep["converted"] == (len(blocks) if blocks else 1)
+    if blocks:
+        assert [r["block"] for r in rep["blocks"]] == blocks
+    assert rep["layers_kept"] and all(_copied_equal(model, converted, s) for s in rep["layers_kept"])
+    assert converted(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_unknown_user_layer_survives_untouched():
+    model = user_nets.BottleneckNet().eval()
+    converted = mgcompile.convert(model, group_size=8, coarsest=16, example_input=X32).eval()
+    assert converted.mg_conversion["opaque"] == ["scale"]
+    torch.testing.assert_close(converted.scale.gamma, model.scale.gamma)
+    h = torch.randn(2, 64, 8, 8)
+    torch.testing.assert_close(converted.scale(h), model.scale(h))
+
+
+def test_nothing_convertible_is_reported_with_reasons():
+    plain = mgcompile.convert(user_nets.PlainNet(), group_size=8, example_input=X32)
+    assert plain.mg_conversion["converted"] == 0 and "no residual step" in plain.mg_conversion["notes"][-1]
+    # 50-wide blocks with group size 16: 3 groups cannot split 50 channels.
+    odd = mgcompile.convert(user_nets.FunctionalNet(c=50), group_size=16, coarsest=50, example_input=X32)
+    rows = odd.mg_conversion["blocks"]
+    assert [r["status"] for r in rows] == ["skipped", "skipped"] and "does not divide" in rows[0]["reason"]
+    narrow = mgcompile.convert(user_nets.FunctionalNet(), group_size=8, coarsest=16, min_channels=64,
+                               ignored_layers=("blocks.1",), example_input=X32)
+    reasons = [r["reason"] for r in narrow.mg_conversion["blocks"]]
+    assert "min_channels=64" in reasons[0] and "ignored pattern" in reasons[1]
+
+
+def test_cli_exits_2_and_writes_nothing_without_convertible_blocks(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "frontends"))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["convert", "user_nets:make_plain", "-g", "8", "--input-size", "32,32", "-o", str(out)])
+    assert r.exit_code == 2 and "no residual step" in r.output
+    assert not out.exists() and not list(tmp_path.iterdir())
+    r = CliRunner().invoke(main, ["convert", "user_nets:make_sequential", "-g", "8", "-c", "16", "--input-size",
+                                  "32,32", "--ignored-layers", "features.4", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert {p.name for p in out.iterdir()} == {"audit.json", "conversion.json", "graph.json", "model.pt"}
+    assert "features.4" in r.output and "ignored pattern" in r.output
+
+
+def test_save_load_round_trip(tmp_path):
+    converted = mgcompile.convert(torchvision.models.resnet18(num_classes=10), group_size=16, coarsest=32,
+                                  example_input=X32).eval()
+    path = mgcompile.save(converted, tmp_path / "m")
+    loaded = mgcompile.load(path).eval()
+    torch.testing.assert_close(loaded(X32), converted(X32))
+
+
+def test_opaque_user_layer_records_its_import_path(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "mylayers.py").write_text(textwrap.dedent('''
+        import torch
+        from torch import nn
+
+        class Gain(nn.Module):
+            def __init__(self, channels):
+                super().__init__()
+                self.channels = channels
+                self.g = nn.Parameter(torch.full((channels,), 2.0))
+
+            def forward(self, x):
+                return x * self.g.view(1, -1, 1, 1)
+    '''))
+    monkeypatch.syspath_prepend(str(pkg))
+    import mylayers
+
+    model = user_nets.FunctionalNet()
+    model.stem_bn = torch.nn.Sequential(model.stem_bn, mylayers.Gain(32))
+    converted = mgcompile.convert(model, group_size=8, coarsest=16, example_input=X32).eval()
+    assert converted.mg_graph.meta_graph["opaque"]["stem_bn.1"] == {"class": "mylayers:Gain", "kwargs": {"channels": 32}}
+    path = mgcompile.save(converted, tmp_path / "saved")
+    torch.testing.assert_close(mgcompile.load(path).eval()(X32), converted(X32))
+    monkeypatch.delitem(sys.modules, "mylayers")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(pkg)])
+    with pytest.raises(MGCompileError, match="mylayers"):
+        mgcompile.load(path)
