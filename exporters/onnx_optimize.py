@@ -39,20 +39,13 @@ PARITY_RTOL = 1e-5
 
 
 def _evaluate(node: onnx.NodeProto, inputs: list[np.ndarray], opsets) -> list[np.ndarray]:
-    names = [f"in{k}" for k in range(len(inputs))]
-    n = onnx.NodeProto()
-    n.CopyFrom(node)
-    real = [i for i in node.input]
-    mapping = {}
-    for k, i in enumerate([i for i in real if i]):
-        mapping.setdefault(i, names[k])
-    del n.input[:]
-    n.input.extend(mapping.get(i, "") for i in real)
-    feeds = {mapping[i]: a for i, a in zip([i for i in real if i], inputs)}
+    """Run one node on constant inputs with the ONNX reference evaluator."""
+    present = list(dict.fromkeys(i for i in node.input if i))
+    feeds = dict(zip(present, inputs if len(inputs) == len(present) else [None] * len(present)))
     vis = [onnx.helper.make_tensor_value_info(k, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
            for k, v in feeds.items()]
-    outs = [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output]
-    model = onnx.helper.make_model(onnx.helper.make_graph([n], "fold", vis, outs), opset_imports=opsets)
+    outs = [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output if o]
+    model = onnx.helper.make_model(onnx.helper.make_graph([node], "fold", vis, outs), opset_imports=opsets)
     return ReferenceEvaluator(model).run(None, feeds)
 
 
@@ -68,14 +61,13 @@ def fold_constants(g: OnnxGraph) -> bool:
         if any(g.const(i) is None for i in ins):
             continue
         try:
-            results = _evaluate(node, [g.const(i) for i in ins], g.model.opset_import)
+            results = _evaluate(node, [g.const(i) for i in dict.fromkeys(ins)], g.model.opset_import)
         except Exception:
             continue  # leave what the reference evaluator cannot do to ONNX Runtime
         if any(np.asarray(r).size > _MAX_FOLD_ELEMENTS for r in results):
             continue
-        for out, value in zip(node.output, results):
-            if out:
-                g.consts[out] = np.asarray(value)
+        for out, value in zip([o for o in node.output if o], results):
+            g.consts[out] = np.asarray(value)
         g.remove(node)
         changed = True
     return changed
@@ -146,9 +138,14 @@ def move_bn_before_gather(g: OnnxGraph) -> bool:
 
 
 def _conv_weight_bias(g: OnnxGraph, conv: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] | None:
+    """A conv's constant weight and bias (zeros when it has none), or None if either is computed."""
     w = g.const(conv.input[1])
-    b = g.const(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else np.zeros(w.shape[0], w.dtype) if w is not None else None
-    return None if w is None or b is None else (w, b)
+    if w is None:
+        return None
+    if len(conv.input) > 2 and conv.input[2]:
+        b = g.const(conv.input[2])
+        return None if b is None else (w, b)
+    return w, np.zeros(w.shape[0], w.dtype)
 
 
 def _set_conv(g: OnnxGraph, conv: onnx.NodeProto, w: np.ndarray, b: np.ndarray) -> None:
