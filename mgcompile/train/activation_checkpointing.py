@@ -9,14 +9,33 @@ trains the model that is saved.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch.fx as fx
 from torch import nn
 from torch.fx.passes.split_module import split_module
 from torch.utils.checkpoint import checkpoint
 
 
+@contextlib.contextmanager
+def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
+    """During the recomputation, BN normalises as before but leaves its running statistics alone."""
+    saved = [(bn, bn.momentum, bn.num_batches_tracked.clone() if bn.num_batches_tracked is not None else None)
+             for bn in module.modules() if isinstance(bn, nn.modules.batchnorm._BatchNorm)]
+    for bn, _, _ in saved:
+        bn.momentum = 0.0
+    try:
+        yield
+    finally:
+        for bn, momentum, tracked in saved:
+            bn.momentum = momentum
+            if tracked is not None:
+                bn.num_batches_tracked.copy_(tracked)
+
+
 class Recompute(nn.Module):
-    """Run ``inner`` without keeping its activations; recompute them for backward."""
+    """Run ``inner`` without keeping its activations; recompute them for backward (BN statistics updated once)."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -25,7 +44,8 @@ class Recompute(nn.Module):
     def forward(self, *args):
         if not self.training:
             return self.inner(*args)
-        return checkpoint(self.inner, *args, use_reentrant=False)
+        return checkpoint(self.inner, *args, use_reentrant=False,
+                          context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_statistics(self.inner)))
 
 
 def _stage(node: fx.Node) -> int:

@@ -20,8 +20,8 @@ from mgcompile.cli import main
 from mgcompile.train.checkpoint import read_checkpoint
 
 TINY = ["cifar_resnet", "--channels", "16,32", "--blocks", "1,1", "-g", "8", "-c", "16"]
-# digits at its native 8x8: 1294 training images -> 41 batches of 32 per epoch
-RESUME_RUN = [*TINY, "--data", "digits", "--epochs", "2", "--batch-size", "32", "--workers", "0"]
+# digits at its native 8x8: 1294 training images -> 21 batches of 64 per epoch
+RESUME_RUN = [*TINY, "--data", "digits", "--epochs", "2", "--batch-size", "64", "--workers", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def reference(launcher, tmp_path_factory) -> Path:
 
 def test_sigterm_mid_epoch_then_resume_is_bitwise_identical(launcher, reference, tmp_path):
     run = tmp_path / "run"
-    stopped = mg(launcher, *RESUME_RUN, "--out", str(run), "--debug-fault", "TERM@50")
+    stopped = mg(launcher, *RESUME_RUN, "--out", str(run), "--debug-fault", "TERM@30")
     assert stopped.returncode == 143, stopped.stderr
     assert "stopped by SIGTERM in epoch 2 after 9 batches" in stopped.stderr
     ckpt = read_checkpoint(run / "checkpoint.pt")
@@ -73,7 +73,7 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise_identical(launcher, reference,
 
 def test_sigkill_mid_run_resumes_from_last_checkpoint(launcher, reference, tmp_path):
     run = tmp_path / "run"
-    killed = mg(launcher, *RESUME_RUN, "--out", str(run), "--debug-fault", "KILL@60")
+    killed = mg(launcher, *RESUME_RUN, "--out", str(run), "--debug-fault", "KILL@30")
     assert killed.returncode == -9
     ckpt = read_checkpoint(run / "checkpoint.pt")  # intact: the end-of-epoch-1 checkpoint
     assert (ckpt["epoch"], ckpt["epoch_state"]["batches"]) == (1, 0)
@@ -85,7 +85,7 @@ def test_sigkill_mid_run_resumes_from_last_checkpoint(launcher, reference, tmp_p
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(launcher, tmp_path):
     run = tmp_path / "run"
-    bad = mg(launcher, *RESUME_RUN, "--out", str(run), "--debug-fault", "NAN@45")
+    bad = mg(launcher, *RESUME_RUN, "--out", str(run), "--debug-fault", "NAN@24")
     assert bad.returncode == 2
     error = bad.stderr.strip().splitlines()
     assert len(error) == 1 and "loss became nan in epoch 2" in error[0] and "(epoch 1) is kept" in error[0]
