@@ -17,6 +17,7 @@ from mgcompile.cli.options import mg_options
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per step and process (default 128).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Initial learning rate (default 0.1).")
 @click.option("--schedule", type=click.Choice(["step", "cosine"]), help="step: /10 every 30 epochs (default); cosine.")
+@click.option("--limit-train", type=click.IntRange(min=1), help="Train on a fixed subset of N images (quick runs).")
 @click.option("--workers", type=click.IntRange(min=0), help="Loader worker processes (default 8 on CUDA, 0 on CPU).")
 @click.option("--recipe", "recipe_file", type=click.Path(dir_okay=False), help="YAML file of recipe keys (epochs, lr, momentum, ...).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<model>-<data>).")
@@ -29,7 +30,7 @@ from mgcompile.cli.options import mg_options
 @click.option("--debug-fault", hidden=True, help="Testing: KIND@N (TERM, INT, KILL, NAN) after global batch N.")
 @mg_options
 def command(ref: str, data: str, data_dir: str | None, epochs: int | None, batch_size: int | None, lr: float | None,
-            schedule: str | None, workers: int | None, recipe_file: str | None, out: str | None, device: str,
+            schedule: str | None, limit_train: int | None, workers: int | None, recipe_file: str | None, out: str | None, device: str,
             resume: bool, distributed: bool, use_compile: bool, checkpointing: bool, plot: bool,
             debug_fault: str | None, overrides: dict) -> None:
     """Train REF (registry name, MG name, spec file or converted folder) on --data.
@@ -42,7 +43,7 @@ def command(ref: str, data: str, data_dir: str | None, epochs: int | None, batch
     from mgcompile.train.run import Fault, Stopped, train
 
     fault = Fault.parse(debug_fault) if debug_fault else None
-    recipe_overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule, "workers": workers,
+    recipe_overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule, "workers": workers, "limit_train": limit_train,
                         "compile": True if use_compile else None, "checkpointing": True if checkpointing else None,
                         "seed": overrides.get("seed")}
     try:

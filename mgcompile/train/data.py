@@ -196,15 +196,19 @@ class Splits:
     test: ImageSet
 
 
-def make_splits(source: Source, size: tuple[int, int], *, val_fraction: float = 0.1, seed: int = 0) -> Splits:
-    """Train / validation (held out from train, fixed) / test splits at input ``size``."""
+def make_splits(source: Source, size: tuple[int, int], *, val_fraction: float = 0.1, seed: int = 0,
+                limit_train: int | None = None) -> Splits:
+    """Train / validation (held out from train, fixed) / test splits at input ``size``.
+
+    ``limit_train`` keeps a fixed random subset of the training split (validation and test stay whole).
+    """
     n_train = len(source.train[1]) if source.in_memory else len(source.train)
     n_test = len(source.test[1]) if source.in_memory else len(source.test)
     order = np.random.default_rng(SPLIT_SEED + 1).permutation(n_train)
     n_val = int(round(n_train * val_fraction))
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:][:limit_train])
     if source.in_memory:
-        pixels = source.train[0][torch.from_numpy(train_idx)].float() / 255.0
+        pixels = source.train[0].float() / 255.0  # the whole training set: the same for every split setting
         mean, std = pixels.mean(dim=(0, 2, 3)), pixels.std(dim=(0, 2, 3)).clamp_min(1e-3)
     else:
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)

@@ -29,6 +29,7 @@ class Recipe:
     gamma: float = 0.1
     label_smoothing: float = 0.0
     val_fraction: float = 0.1
+    limit_train: int | None = None  # train on a fixed subset of this many images (quick runs)
     seed: int = 0
     workers: int | None = None  # None: 8 on CUDA, 0 on CPU
     amp: bool = True  # bf16 autocast on CUDA where supported

@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -94,13 +95,16 @@ def default_run_dir(resolved, data: str) -> Path:
 
 
 class _SignalFlag:
+    """SIGINT/SIGTERM only set a flag; the loop checks it between batches and checkpoints before exiting."""
+
     def __init__(self) -> None:
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> "_SignalFlag":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
+        if threading.current_thread() is threading.main_thread():  # Python only delivers signals there
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -147,7 +151,7 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
         recipe = load_recipe(recipe_file, recipe_overrides)
 
     size = input_size_of(resolved)
-    splits = make_splits(source, size, val_fraction=recipe.val_fraction, seed=recipe.seed)
+    splits = make_splits(source, size, val_fraction=recipe.val_fraction, seed=recipe.seed, limit_train=recipe.limit_train)
     precision = pick_precision(dev, recipe.amp)
     model = resolved.model().to(dev)
     if recipe.channels_last:
@@ -171,11 +175,12 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
     else:
         torch.manual_seed(recipe.seed)
 
-    train_model: nn.Module = D.wrap(model, ctx, dev)
-    if recipe.checkpointing:
+    train_model: nn.Module = model
+    if recipe.checkpointing:  # shares the model's parameters and buffers: training it trains `model`
         from mgcompile.train.activation_checkpointing import checkpoint_stages
 
-        train_model = checkpoint_stages(train_model) if not ctx.enabled else train_model
+        train_model = checkpoint_stages(model)
+    train_model = D.wrap(train_model, ctx, dev)
     if recipe.compile:
         train_model = torch.compile(train_model)
 
