@@ -32,7 +32,7 @@ from mgcompile.frontends.patterns import BlockMatch, collapse, find_blocks
 from mgcompile.frontends.torch_import import import_module
 from mgcompile.ir.graph import Graph
 from mgcompile.passes.count import count
-from mgcompile.passes.expand_multigrid_cycles import step_groups
+from mgcompile.passes.expand_multigrid_cycles import cycle_problem
 from mgcompile.passes.pipeline import run_passes
 from mgcompile.spec import CYCLES, TRANSFERS, TRANSITIONS, mg_levels
 
@@ -113,24 +113,10 @@ def _stage(block: str) -> str:
     return block.rsplit(".", 1)[0] if "." in block else block
 
 
-def cycle_problem(kind: str, width: int, mid: int, mid_groups: int, mg: dict) -> str | None:
-    """Why a constant-width step of this shape cannot become an MG cycle (``None``: it can)."""
-    try:
-        levels = mg_levels(width, mg["theta"])
-    except SpecError as exc:
-        return str(exc).split(";")[0]
-    if levels is None:
-        return f"width {width} < θ={mg['theta']}: already coarse"
-    fine, coarsest = levels
-    ratio = mid / width
-    for level, w in enumerate(fine + [coarsest]):
-        groups = 1 if level == len(fine) else step_groups(w, mg["group_size"])
-        m = w * ratio
-        inner_groups = max(groups, mid_groups) if kind == "bottleneck" else groups
-        if m != int(m) or w % groups or int(m) % inner_groups:
-            return (f"group size {mg['group_size']} (or the step's {mid_groups} groups) does not divide level{level} "
-                    f"(width {w}, inner width {m:g})")
-    return None
+def _step_attrs(block: BlockMatch) -> dict[str, Any]:
+    """The constant-width step a block's cycle would run on every level."""
+    return {"kind": block.kind, "out_channels": block.out_channels, "mid_channels": block.mid_channels,
+            "mid_groups": block.mid_groups}
 
 
 def _decide(block: BlockMatch, mg: dict, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
@@ -145,14 +131,14 @@ def _decide(block: BlockMatch, mg: dict, patterns: tuple[str, ...], min_channels
             return "kept", f"matches ignored pattern {ignored!r}", None
         if block.out_channels < min_channels:
             return "kept", f"width {block.out_channels} < min_channels={min_channels}", None
-        problem = cycle_problem(block.kind, block.out_channels, block.mid_channels, block.mid_groups, mg)
+        problem = cycle_problem(_step_attrs(block), mg)
         after = problem if problem and "already coarse" not in problem else None
         return "transition", f"MG {mg['transition']} transition {block.in_channels}->{block.out_channels}", after
     if ignored:
         return "skipped", f"matches ignored pattern {ignored!r}", None
     if block.out_channels < min_channels:
         return "skipped", f"width {block.out_channels} < min_channels={min_channels}", None
-    problem = cycle_problem(block.kind, block.out_channels, block.mid_channels, block.mid_groups, mg)
+    problem = cycle_problem(_step_attrs(block), mg)
     if problem:
         return "skipped", problem, None
     levels = mg_levels(block.out_channels, mg["theta"])
@@ -215,14 +201,6 @@ def paper_match(name: str, mg: dict, width_mult: float = 1.0) -> dict[str, Any] 
                 and s.width_mult == width_mult and s.cycle == mg["cycle"] and s.transfer == mg["transfer"]:
             return {"spec": s.name, "table": s.paper.table, "params_m": s.paper.params_m,
                     "consistent": s.paper.consistent, "note": s.paper.note}
-    if base.arch == "mobilenet_v2":
-        from mgcompile.models.mobilenet import MG_PAPER_ROWS
-
-        params_m = MG_PAPER_ROWS.get((float(width_mult), mg["group_size"], mg["theta"]))
-        if params_m is not None:
-            return {"spec": f"MG-MobileNetV2 {width_mult:g}", "table": "Table 2 ImageNet", "params_m": params_m,
-                    "consistent": False,
-                    "note": "public reconstructions land near 3.08M (1.0) and 6.4M (2.0); measured, not tuned"}
     return None
 
 

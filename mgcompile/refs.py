@@ -11,8 +11,7 @@ A name that is both a registry name and a torchvision model (``resnet34``,
 ``mobilenet_v2``) takes the spec route: the same architecture and parameter count as
 converting torchvision's module, but every layer freshly initialised from the seed.
 ``torchvision:resnet34`` converts the torchvision module instead (layers kept from it,
-which is what matters once it holds trained weights). When the spec validator rejects
-the requested MG options for such a name, the torchvision route is taken.
+which is what matters once it holds trained weights).
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from typing import Any
 from torch import nn
 
 from mgcompile.api import build, expand, load, load_payload, spec_of
-from mgcompile.errors import MGCompileError, SpecError
+from mgcompile.errors import MGCompileError
 from mgcompile.ir.graph import Graph
-from mgcompile.registry import model_spec
+from mgcompile.registry import list_models, model_spec
 from mgcompile.spec import Spec
 
 
@@ -85,19 +84,12 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
             return _convert_spec_base(ref, spec, ignored_layers, min_channels)
         return Resolved(ref, "spec", spec, expand(spec))
     torchvision_name = ref.split(":", 1)[1] if ref.startswith("torchvision:") else ref
-    if not ref.startswith("torchvision:") and ":" not in ref:
-        try:
-            spec = model_spec(ref, **overrides)
-        except SpecError:
-            if ref not in TORCHVISION_MODELS:
-                raise
-        except MGCompileError:
-            if ref not in TORCHVISION_MODELS:
-                raise
-        else:
-            if selective:
-                return _convert_spec_base(ref, spec, ignored_layers, min_channels)
-            return Resolved(ref, "registry", spec, expand(spec))
+    registered = {e.name for e in list_models()}
+    if ":" not in ref and (ref in registered or ref not in TORCHVISION_MODELS):
+        spec = model_spec(ref, **overrides)
+        if selective:
+            return _convert_spec_base(ref, spec, ignored_layers, min_channels)
+        return Resolved(ref, "registry", spec, expand(spec))
     if torchvision_name in TORCHVISION_MODELS:
         return _convert_module(ref, torchvision_name, _torchvision(torchvision_name, overrides), overrides,
                                ignored_layers, min_channels)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,6 +35,7 @@ CYCLES = ("multiplicative", "additive")
 TRANSFERS = ("sparse", "grouped")
 TRANSITIONS = ("paper", "dw_stride", "keep")
 ACTIVATIONS = ("post", "pre")
+UNEVEN_GROUPS = ("error", "floor")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Spec:
     transfer_nnz: int | None = None
     transition: str = "paper"
     activation: str = "post"
+    uneven_groups: str | None = None
     seed: int = 0
     name: str | None = None
     paper: PaperRow | None = None
@@ -95,6 +97,19 @@ class Spec:
         if self.group_size is None:
             return None
         return self.transfer_nnz if self.transfer_nnz is not None else self.group_size
+
+    @property
+    def uneven_policy(self) -> str:
+        """What a fine level that s_g does not divide gets (see :func:`level_groups`).
+
+        ``error`` for ResNets (a spec must name widths s_g divides); ``floor`` for
+        MobileNetV2, whose 160-wide blocks have an 80-wide level that s_g = 32 does not
+        divide: the paper's Table 2 counts (and public reconstructions) only fit
+        ⌊80/32⌋ = 2 groups of 40 there.
+        """
+        if self.uneven_groups is not None:
+            return self.uneven_groups
+        return "floor" if self.arch == "mobilenet_v2" else "error"
 
     @property
     def stage_channels(self) -> tuple[int, ...]:
@@ -199,6 +214,25 @@ def mg_levels(width: int, theta: int) -> tuple[list[int], int] | None:
     return fine, w
 
 
+def level_groups(width: int, group_size: int, uneven: str = "error") -> int:
+    """Groups of a fine-level step at ``width``: C_j / s_g, one group when C_j <= s_g.
+
+    When s_g does not divide C_j, ``uneven="error"`` raises :class:`SpecError` and
+    ``"floor"`` uses the largest group count <= ⌊C_j / s_g⌋ that divides C_j (groups
+    somewhat wider than s_g).
+    """
+    if width <= group_size:
+        return 1
+    if width % group_size == 0:
+        return width // group_size
+    if uneven != "floor":
+        raise SpecError(f"group_size {group_size} does not divide width {width}")
+    groups = width // group_size
+    while width % groups:
+        groups -= 1
+    return groups
+
+
 def _int_tuple(key: str, value: Any) -> tuple[int, ...]:
     if isinstance(value, str):
         value = [v for v in value.replace("x", ",").split(",") if v.strip()]
@@ -234,6 +268,8 @@ def _validate(spec: Spec) -> None:
     _choice(spec, "transfer", TRANSFERS)
     _choice(spec, "transition", TRANSITIONS)
     _choice(spec, "activation", ACTIVATIONS)
+    if spec.uneven_groups is not None:
+        _choice(spec, "uneven_groups", UNEVEN_GROUPS)
     for name in ("in_channels", "num_classes"):
         _positive_int(spec, name)
     for name in ("group_size", "coarsest", "transfer_nnz", "stem_channels"):
@@ -267,13 +303,18 @@ def _validate(spec: Spec) -> None:
     if spec.nnz is not None and spec.nnz < 1:
         raise SpecError("field 'transfer_nnz' must be a positive integer")
     # Divisibility of every fine level, named precisely, so the error says where to look.
+    if spec.uneven_policy == "floor":
+        return
     for stage, width in enumerate(spec.stage_channels, start=1):
         levels = mg_levels(width, theta)
         if levels is None:
             continue
         for level, w in enumerate(levels[0]):
-            if w > spec.group_size and w % spec.group_size:
+            try:
+                level_groups(w, spec.group_size)
+            except SpecError:
                 raise SpecError(
                     f"group_size {spec.group_size} does not divide the {w} channels of stage{stage} level{level}; "
-                    f"choose a group size that divides every fine width ({', '.join(map(str, levels[0]))})"
-                )
+                    f"choose a group size that divides every fine width ({', '.join(map(str, levels[0]))}) "
+                    "or set uneven_groups: floor"
+                ) from None

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import click
 
 from mgcompile.errors import MGCompileError
-from mgcompile.spec import ACTIVATIONS, CYCLES, TRANSFERS, TRANSITIONS
+from mgcompile.spec import ACTIVATIONS, CYCLES, TRANSFERS, TRANSITIONS, UNEVEN_GROUPS
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -30,6 +30,7 @@ def mg_options(fn: Callable) -> Callable:
         click.option("--transfer-nnz", type=click.IntRange(min=1), help="Nonzeros per row of the sparse P (t; default s_g)."),
         click.option("--transition", type=click.Choice(TRANSITIONS), help="Channel-doubling stage transition (default paper)."),
         click.option("--activation", type=click.Choice(ACTIVATIONS), help="post (torchvision, default) or pre (paper eq. 1)."),
+        click.option("--uneven-groups", type=click.Choice(UNEVEN_GROUPS), help="A fine level s_g does not divide: error (ResNet default) or floor (⌊C_j/s_g⌋ wider groups; MobileNetV2 default)."),
         click.option("--channels", callback=_int_list, help="Channels per stage, e.g. 64,128,256,512."),
         click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), help="Multiply every stage width."),
         click.option("--blocks", callback=_int_list, help="Residual steps per stage, e.g. 3,4,6,3."),
@@ -42,7 +43,7 @@ def mg_options(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        keys = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "activation",
+        keys = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "activation", "uneven_groups",
                 "channels", "width_mult", "blocks", "num_classes", "input_size", "seed")
         overrides = {k: kwargs.pop(k) for k in keys}
         size = overrides.pop("input_size")

@@ -24,6 +24,7 @@ def graph_meta(spec: Spec) -> dict:
             "transfer": spec.transfer,
             "nnz": spec.nnz,
             "transition": spec.transition,
+            "uneven_groups": spec.uneven_policy,
             "seed": spec.seed,
         }
     return meta

@@ -16,7 +16,7 @@ This module knows nothing of torch: the backends give each op its meaning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from mgcompile.errors import GraphError

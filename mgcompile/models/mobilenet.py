@@ -25,9 +25,3 @@ def mobilenet_v2_140() -> Spec:
 @register_model("mobilenet_v2_200", "MobileNetV2 at width 2.0 (the paper's MG 2.0 row; MG keeps the last conv at 1280)")
 def mobilenet_v2_200() -> Spec:
     return _mobilenet_v2("mobilenet_v2_200", 2.0)
-
-
-#: Paper Table 2 MG-MobileNetV2 rows (width mult, s_g, θ) -> params (M). They cannot ship as
-#: specs/paper YAML: the spec validator rejects s_g=32 on the 80-channel level of the 160-wide
-#: blocks, which the expansion pass builds with 2 groups of 40 (see convert.paper_match).
-MG_PAPER_ROWS = {(1.0, 32, 64): 3.0, (2.0, 32, 64): 6.0}

@@ -29,7 +29,7 @@ import numpy as np
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion, replace_node
-from mgcompile.spec import mg_levels
+from mgcompile.spec import level_groups, mg_levels
 
 
 def sparse_nnz(width: int, requested: int) -> int:
@@ -47,8 +47,43 @@ def level_permutation(seed: int, step: str, level: int, width: int) -> list[int]
     return [int(i) for i in rng.permutation(width)]
 
 
-def step_groups(width: int, group_size: int) -> int:
-    return width // group_size if width > group_size else 1
+def uneven_policy(mg: dict, kind: str) -> str:
+    """The graph's policy for levels s_g does not divide; unset (conversions): floor for inverted residuals only."""
+    return mg.get("uneven_groups") or ("floor" if kind == "inverted" else "error")
+
+
+def cycle_groups(kind: str, fine: list[int], group_size: int, uneven: str) -> list[int]:
+    """Conv groups of each level's step: grouped on fine levels, one group on the coarsest."""
+    return [level_groups(w, group_size, uneven) for w in fine] + [1]
+
+
+def cycle_problem(a: dict, mg: dict) -> str | None:
+    """Why the constant-width step with attributes ``a`` cannot become an MG cycle (``None``: it can).
+
+    The one place that decides divisibility: the pass raises it as an error for specs,
+    the converter reports it as the reason a block was skipped.
+    """
+    width = a["out_channels"]
+    try:
+        levels = mg_levels(width, mg["theta"])
+    except SpecError as exc:
+        return str(exc).split(";")[0]
+    if levels is None:
+        return f"width {width} < θ={mg['theta']}: already coarse"
+    fine, coarsest = levels
+    ratio = a["mid_channels"] / width
+    try:
+        groups = cycle_groups(a["kind"], fine, mg["group_size"], uneven_policy(mg, a["kind"]))
+    except SpecError:
+        bad = next(w for w in fine if w > mg["group_size"] and w % mg["group_size"])
+        return f"group_size {mg['group_size']} does not divide level width {bad} (fine levels {fine})"
+    for level, (w, g) in enumerate(zip(fine + [coarsest], groups)):
+        mid = w * ratio
+        inner = max(g, a.get("mid_groups", 1)) if a["kind"] == "bottleneck" else g
+        if mid != int(mid) or int(mid) % inner:
+            return (f"the {inner} groups of level{level} do not divide its inner width {mid:g} "
+                    f"(width {w}, group_size {mg['group_size']})")
+    return None
 
 
 def expand_multigrid_cycles(graph: Graph) -> Graph:
@@ -80,7 +115,14 @@ def expand_multigrid_cycles(graph: Graph) -> Graph:
             g.meta_graph["notes"].append(f"{name}: {info['reason']}")
             continue
         fine, coarsest = levels
-        _check_divisible(name, a, fine, coarsest, mg["group_size"])
+        problem = cycle_problem(a, mg)
+        if problem is not None:
+            raise SpecError(f"{name}: {problem}; choose a group size that divides every fine width")
+        for w, groups in zip(fine, cycle_groups(a["kind"], fine, mg["group_size"], uneven_policy(mg, a["kind"]))):
+            if w > mg["group_size"] and w % mg["group_size"]:
+                g.meta_graph["notes"].append(
+                    f"{name}: s_g {mg['group_size']} does not divide level width {w}: {groups} groups of "
+                    f"{w // groups} (uneven_groups=floor)")
         out, nnz = _emit_cycle(g, name, a, fine, coarsest, mg)
         info.update(status="cycle", fine=fine, coarsest=coarsest, cycle=mg["cycle"], transfer=mg["transfer"])
         if mg["transfer"] == "sparse":
@@ -93,30 +135,17 @@ def expand_multigrid_cycles(graph: Graph) -> Graph:
     return g
 
 
-def _check_divisible(name: str, a: dict, fine: list[int], coarsest: int, group_size: int) -> None:
-    ratio = a["mid_channels"] / a["out_channels"]
-    for level, w in enumerate(fine):
-        groups = step_groups(w, group_size)
-        mid = w * ratio
-        if w % groups or mid != int(mid) or int(mid) % groups:
-            raise SpecError(
-                f"group_size {group_size} does not divide the channels of {name} level{level} "
-                f"(width {w}, inner width {mid:g}); choose a group size that divides every fine width"
-            )
-    if coarsest * ratio != int(coarsest * ratio):
-        raise SpecError(f"{name}: coarsest width {coarsest} has no integer inner width; pick another θ")
-
-
 def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, mg: dict) -> tuple[str, list[int]]:
     ins = Insertion(g, name)
     (x,) = g.inputs(name)
     widths = fine + [coarsest]
+    level_conv_groups = cycle_groups(a["kind"], fine, mg["group_size"], uneven_policy(mg, a["kind"]))
     ratio = a["mid_channels"] / a["out_channels"]
     nnz: list[int] = []
 
     def step(level: int, inputs: list[str]) -> str:
         w = widths[level]
-        groups = 1 if level == len(fine) else step_groups(w, mg["group_size"])
+        groups = level_conv_groups[level]
         return ins.add(f"{name}.level{level}", "residual", inputs,
                        meta={"level": level, "level_width": w, "role": "coarse" if level == len(fine) else "fine"},
                        **{**a, "in_channels": w, "out_channels": w, "mid_channels": int(w * ratio), "groups": groups})
@@ -129,7 +158,7 @@ def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, mg
             nnz.append(t)
             groups, perm = w // (2 * t), level_permutation(mg["seed"], name, j, w)
         else:
-            groups, perm = step_groups(w, mg["group_size"]), None
+            groups, perm = level_conv_groups[j], None
         z.append(ins.add(f"{name}.level{j}.restrict", "restrict", [z[j]], meta={"level": j, "level_width": w},
                          in_channels=w, out_channels=w // 2, groups=groups, permutation=perm))
     # Coarsest: the fully coupled step.
