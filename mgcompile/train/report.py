@@ -17,6 +17,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
@@ -29,6 +30,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
     acc_ax.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     if title:
         fig.suptitle(title)

@@ -151,6 +151,11 @@ def test_bad_input_is_one_line_exit_2(reference, tmp_path):
         "train", *TINY, "--data", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
+    converted = tmp_path / "converted"
+    assert CliRunner().invoke(main, ["convert", *TINY, "-o", str(converted)]).exit_code == 0
+    assert "was converted for 3 input channels and 10 classes, but digits has 1 and 10" in invoke(
+        "train", str(converted), "--data", "digits", "--out", str(tmp_path / "c"))
+
     run = tmp_path / "run"
     shutil.copytree(reference, run)
     good = (run / "checkpoint.pt").read_bytes()
