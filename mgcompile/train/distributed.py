@@ -126,3 +126,12 @@ def gather_digests(model: nn.Module, ctx: Context) -> list[str]:
     if len(set(digests)) != 1:
         raise MGCompileError(f"DDP ranks ended with different weights ({len(set(digests))} distinct); report this as a bug")
     return digests
+
+
+def sum_across(values: tuple[float, ...], ctx: Context, device: torch.device) -> tuple[float, ...]:
+    """Sum per-rank counters (images seen, loss sum, correct) over all ranks."""
+    if not ctx.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return tuple(t.tolist())

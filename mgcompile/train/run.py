@@ -264,10 +264,10 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             D.sync_buffers(model, ctx)
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": state.loss_sum / max(state.seen, 1),
-                                   "train_top1": state.correct / max(state.seen, 1),
-                                   "images_per_s": state.seen * ctx.world_size / max(state.seconds, 1e-9),
-                                   "epoch_s": state.seconds}
+            seen, loss_sum, correct = D.sum_across((state.seen, state.loss_sum, state.correct), ctx, dev)
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / max(seen, 1),
+                                   "train_top1": correct / max(seen, 1),
+                                   "images_per_s": seen / max(state.seconds, 1e-9), "epoch_s": state.seconds}
             if ctx.is_main and splits.val is not None:
                 val = evaluate(model, eval_loader(splits.val), dev, precision, recipe.channels_last)
                 row.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"])
