@@ -122,22 +122,21 @@ def _step_attrs(block: BlockMatch) -> dict[str, Any]:
 def _decide(block: BlockMatch, mg: dict, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
     """(status, reason, skip reason for the step after a transition)."""
     ignored = next((p for p in patterns if fnmatch.fnmatchcase(block.name, p)), None)
+    excluded = (f"matches ignored pattern {ignored!r}" if ignored else
+                f"width {block.out_channels} < min_channels={min_channels}" if block.out_channels < min_channels
+                else None)
     doubling = block.kind == "basic" and block.stride == 2 and block.out_channels == 2 * block.in_channels
     if not block.constant_width:
         if not doubling or mg["transition"] == "keep":
             why = "transition=keep" if doubling else "channel-changing step (no MG transition for it)"
             return "kept", f"{why}: original layers and weights kept", None
-        if ignored:
-            return "kept", f"matches ignored pattern {ignored!r}", None
-        if block.out_channels < min_channels:
-            return "kept", f"width {block.out_channels} < min_channels={min_channels}", None
+        if excluded:
+            return "kept", excluded, None
         problem = cycle_problem(_step_attrs(block), mg)
         after = problem if problem and "already coarse" not in problem else None
         return "transition", f"MG {mg['transition']} transition {block.in_channels}->{block.out_channels}", after
-    if ignored:
-        return "skipped", f"matches ignored pattern {ignored!r}", None
-    if block.out_channels < min_channels:
-        return "skipped", f"width {block.out_channels} < min_channels={min_channels}", None
+    if excluded:
+        return "skipped", excluded, None
     problem = cycle_problem(_step_attrs(block), mg)
     if problem:
         return "skipped", problem, None

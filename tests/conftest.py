@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 import mgcompile
+from mgcompile.cli import main
 
 torch.set_num_threads(2)
 
@@ -15,3 +17,14 @@ def tiny_mg_spec() -> mgcompile.Spec:
     """A 3-level MG CIFAR ResNet small enough to build and run in milliseconds."""
     return mgcompile.model_spec("cifar_resnet", channels=(16, 32, 64), blocks=(1, 1, 1), input_size=(16, 16),
                                 group_size=8, coarsest=16)
+
+
+@pytest.fixture
+def run():
+    """Invoke the real CLI in-process: ``run("audit", "resnet34", "--json")``."""
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke

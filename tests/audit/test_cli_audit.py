@@ -10,22 +10,10 @@ import io
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from mgcompile.cli import main
 from mgcompile.registry import list_spec_files
 
 STABLE = {"params", "macs", "input_size", "base"}
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_json_has_the_stable_keys_and_flops_doubles(run):

@@ -27,6 +27,11 @@ def _randomize_bn(model: torch.nn.Module) -> None:
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
+def bn(mod: torch.nn.BatchNorm2d, t: torch.Tensor) -> torch.Tensor:
+    """Eval-mode batch norm written out, for the hand-written cycle oracles."""
+    return F.batch_norm(t, mod.running_mean, mod.running_var, mod.weight, mod.bias, False, 0.0, mod.eps)
+
+
 @pytest.mark.parametrize("cycle", ["multiplicative", "additive"])
 @pytest.mark.parametrize("transfer", ["sparse", "grouped"])
 @pytest.mark.parametrize("activation", ["post", "pre"])
@@ -65,9 +70,6 @@ def test_additive_cycle_matches_hand_written_eqs_5_to_8():
     m = model.step
     x = torch.randn(2, 16, 6, 6)
 
-    def bn(mod, t):
-        return F.batch_norm(t, mod.running_mean, mod.running_var, mod.weight, mod.bias, False, 0.0, mod.eps)
-
     def R(t):
         return F.conv2d(t[:, m.level0.restrict.perm], m.level0.restrict.weight, groups=m.level0.restrict.groups)
 
@@ -95,9 +97,6 @@ def test_multiplicative_cycle_matches_hand_written_algorithm_1():
     model.eval()
     m = model.step
     x = torch.randn(2, 32, 6, 6)
-
-    def bn(mod, t):
-        return F.batch_norm(t, mod.running_mean, mod.running_var, mod.weight, mod.bias, False, 0.0, mod.eps)
 
     def step(lvl, t, groups):
         h = F.conv2d(F.relu(bn(lvl.bn0, t)), lvl.conv1.weight, padding=1, groups=groups)

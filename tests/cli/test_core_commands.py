@@ -6,20 +6,8 @@ import json
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 import mgcompile
-from mgcompile.cli import main
-
-
-@pytest.fixture
-def run():
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def test_convert_writes_the_output_folder_and_counts_match_the_module(run, tmp_path):
