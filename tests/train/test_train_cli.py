@@ -7,6 +7,7 @@ Runs are real subprocesses so signals are real; the stop point is deterministic
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,8 +32,13 @@ def launcher(tmp_path_factory) -> Path:
     return script
 
 
+# One intra-op thread: two spinning OpenMP threads per process crawl on a busy 2-core CI machine.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def mg(launcher: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(launcher), "train", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, str(launcher), "train", *args], capture_output=True, text=True,
+                          timeout=300, env=ENV)
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
@@ -119,7 +125,7 @@ def test_ddp_two_processes_gloo_end_identical(launcher, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(launcher),
            "train", *TINY, "--data", "digits", "--epochs", "1", "--batch-size", "32", "--workers", "0", "--out", str(run)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((run / "results.json").read_text())
     assert results["world_size"] == 2 and len(results["rank_digests"]) == 2
