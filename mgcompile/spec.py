@@ -218,8 +218,8 @@ def level_groups(width: int, group_size: int, uneven: str = "error") -> int:
     """Groups of a fine-level step at ``width``: C_j / s_g, one group when C_j <= s_g.
 
     When s_g does not divide C_j, ``uneven="error"`` raises :class:`SpecError` and
-    ``"floor"`` uses the largest group count <= ⌊C_j / s_g⌋ that divides C_j (groups
-    somewhat wider than s_g).
+    ``"floor"`` uses the largest group count <= ⌊C_j / s_g⌋ that divides C_j / 2 (groups
+    somewhat wider than s_g; dividing the half width keeps grouped transfers valid).
     """
     if width <= group_size:
         return 1
@@ -228,7 +228,7 @@ def level_groups(width: int, group_size: int, uneven: str = "error") -> int:
     if uneven != "floor":
         raise SpecError(f"group_size {group_size} does not divide width {width}")
     groups = width // group_size
-    while width % groups:
+    while (width // 2) % groups:
         groups -= 1
     return groups
 

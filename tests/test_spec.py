@@ -89,3 +89,24 @@ def test_unknown_field_and_malformed_file(tmp_path):
 def test_unknown_model_suggests_close_names():
     with pytest.raises(mgcompile.MGCompileError, match="did you mean resnet34"):
         mgcompile.model_spec("resnet43")
+
+
+@pytest.mark.parametrize("width, group_size, uneven, groups", [
+    (64, 16, "error", 4), (16, 32, "error", 1), (80, 32, "floor", 2), (44, 16, "floor", 2), (96, 64, "floor", 1),
+])
+def test_level_groups(width, group_size, uneven, groups):
+    from mgcompile.spec import level_groups
+
+    assert level_groups(width, group_size, uneven) == groups
+    assert (width // 2) % groups == 0
+
+
+def test_uneven_level_is_an_error_for_resnets_and_floor_for_mobilenet():
+    from mgcompile.spec import level_groups
+
+    with pytest.raises(mgcompile.SpecError, match="does not divide width 80"):
+        level_groups(80, 32)
+    assert mgcompile.model_spec("mobilenet_v2", group_size=32).uneven_policy == "floor"
+    assert mgcompile.model_spec("resnet34", group_size=32).uneven_policy == "error"
+    with pytest.raises(mgcompile.SpecError, match="stage6 level1"):
+        mgcompile.model_spec("mobilenet_v2", group_size=32, coarsest=64, uneven_groups="error")

@@ -106,3 +106,12 @@ def test_parameters_grow_linearly_with_width_for_mg_and_quadratically_for_base()
 def test_group_size_must_divide_bottleneck_inner_width():
     with pytest.raises(mgcompile.SpecError, match="inner width"):
         mgcompile.expand(mgcompile.model_spec("resnet50", group_size=2, coarsest=1024))
+
+
+def test_mobilenet_uneven_level_uses_floor_groups_and_is_noted():
+    g = mgcompile.expand(mgcompile.model_spec("mobilenet_v2", group_size=32, coarsest=64))
+    assert g.attrs("stage6.block1.level1.conv1")["groups"] == 2          # 80 channels: 2 groups of 40
+    assert g.attrs("stage6.block1.level0.conv1")["groups"] == 160 // 32
+    assert g.attrs("stage6.block1.level0.conv2")["groups"] == 960        # depth-wise stays depth-wise
+    assert any("does not divide level width 80: 2 groups of 40" in n for n in g.meta_graph["notes"])
+    assert count(g).params == 3_076_520
