@@ -167,3 +167,15 @@ def test_opaque_user_layer_records_its_import_path(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(pkg)])
     with pytest.raises(MGCompileError, match="mylayers"):
         mgcompile.load(path)
+
+
+def test_resnext_converts_at_default_theta_and_keeps_its_cardinality():
+    converted = mgcompile.convert(torchvision.models.resnext50_32x4d(num_classes=10), group_size=32, example_input=X32)
+    rep = converted.mg_conversion
+    assert rep["skipped"] == 0 and rep["converted"] == 12
+    g = converted.mg_graph
+    # fine level 256 of layer1: groups 256/32 = 8 on the 1x1s, cardinality 32 on the 3x3 (128 inner channels)
+    assert g.attrs("layer1.1.level0.conv1")["groups"] == 8 and g.attrs("layer1.1.level0.conv2")["groups"] == 32
+    # coarsest level 32 has 16 inner channels: the 3x3 is capped at depth-wise
+    assert g.attrs("layer1.1.level3.conv2")["groups"] == 16 and g.attrs("layer1.1.level3.conv1")["groups"] == 1
+    assert converted(torch.randn(2, 3, 32, 32)).shape == (2, 10)

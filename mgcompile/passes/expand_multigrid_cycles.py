@@ -29,6 +29,7 @@ import numpy as np
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion, replace_node
+from mgcompile.passes.expand_steps import bottleneck_inner_groups
 from mgcompile.spec import level_groups, mg_levels
 
 
@@ -79,7 +80,7 @@ def cycle_problem(a: dict, mg: dict) -> str | None:
         return f"group_size {mg['group_size']} does not divide level width {bad} (fine levels {fine})"
     for level, (w, g) in enumerate(zip(fine + [coarsest], groups)):
         mid = w * ratio
-        inner = max(g, a.get("mid_groups", 1)) if a["kind"] == "bottleneck" else g
+        inner = bottleneck_inner_groups(g, a.get("mid_groups", 1), int(mid)) if a["kind"] == "bottleneck" else g
         if mid != int(mid) or int(mid) % inner:
             return (f"the {inner} groups of level{level} do not divide its inner width {mid:g} "
                     f"(width {w}, group_size {mg['group_size']})")

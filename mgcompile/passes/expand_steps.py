@@ -1,7 +1,8 @@
 """Lower the step macros (``residual``, ``transition``) into primitive ops.
 
 Rewrite rules for ``residual(x[, extra])`` named N, with groups g (all convs of a
-fine-level step are grouped; the 3x3 of a bottleneck uses ``max(g, mid_groups)``):
+fine-level step are grouped; the 3x3 of a bottleneck uses ``max(g, min(mid_groups, mid))``,
+so a ResNeXt's cardinality survives on every level, at most depth-wise):
 
 1. ``basic``, post-activation (torchvision, ResNet v1):
    relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x) [+ extra]).
@@ -21,6 +22,11 @@ from __future__ import annotations
 from mgcompile.errors import GraphError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion, replace_node
+
+
+def bottleneck_inner_groups(groups: int, mid_groups: int, mid: int) -> int:
+    """Groups of a bottleneck's 3x3: the step's groups, or its own cardinality (ResNeXt) capped at depth-wise."""
+    return max(groups, min(mid_groups, mid))
 
 
 def expand_steps(graph: Graph) -> Graph:
@@ -66,7 +72,7 @@ def _residual(g: Graph, n: str) -> str:
             h = _conv_bn(ins, n, h, mid, cout, 3, 1, gr, "2", None)
     elif kind == "bottleneck":
         h = _conv_bn(ins, n, h, cin, mid, 1, 1, gr, "1", "relu")
-        h = _conv_bn(ins, n, h, mid, mid, 3, s, max(gr, a["mid_groups"]), "2", "relu")
+        h = _conv_bn(ins, n, h, mid, mid, 3, s, bottleneck_inner_groups(gr, a["mid_groups"], mid), "2", "relu")
         if pre:
             h = ins.add(f"{n}.conv3", "conv", [h], in_channels=mid, out_channels=cout, kernel=1, groups=gr)
         else:
