@@ -20,7 +20,7 @@ from mgcompile import __version__
 from mgcompile.atomic import atomic_path
 from mgcompile.errors import MGCompileError
 from mgcompile.exporters import onnx_export
-from mgcompile.exporters.verify import BATCH_SIZES, compare, raise_unless_ok, verify_onnx, write_result
+from mgcompile.exporters.verify import BATCH_SIZES, compare, raise_unless_ok, result_path, verify_onnx, write_result
 
 FORMATS = ("onnx", "torchscript", "pt2")
 EXAMPLE_BATCH = 2  # a dynamic batch is traced at 2: exporters specialise sizes 0 and 1
@@ -72,6 +72,8 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
     if result is not None:
         report["verification"] = result
         report["verification_json"] = str(write_result(target, {**result, "file": target.name}))
+    else:  # an older verification beside the file would now describe a different model
+        result_path(target).unlink(missing_ok=True)
     return report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -74,10 +75,12 @@ def load_payload(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():
         raise MGCompileError(f"{p} does not exist; pass a folder written by `mgcompile convert` or its model.pt")
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a TorchScript archive makes torch.load warn before failing
+            warnings.simplefilter("ignore")
+            payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/garbage files
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise MGCompileError(f"{p} is corrupt or not an mgcompile model ({reason}); re-run `mgcompile convert`") from None
+        raise MGCompileError(f"{p} is corrupt or not an mgcompile model ({type(exc).__name__}); "
+                             "pass a folder written by `mgcompile convert` or `mgcompile train`") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise MGCompileError(f"{p} is not an mgcompile model file; pass a folder written by `mgcompile convert`")
     return payload

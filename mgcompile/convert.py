@@ -19,7 +19,6 @@ Stems, heads and layers the IR does not know (opaque) are kept with their weight
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any, Iterable
 
 import torch
@@ -34,7 +33,7 @@ from mgcompile.ir.graph import Graph
 from mgcompile.passes.count import count
 from mgcompile.passes.expand_multigrid_cycles import cycle_problem
 from mgcompile.passes.pipeline import run_passes
-from mgcompile.spec import CYCLES, TRANSFERS, TRANSITIONS, mg_levels
+from mgcompile.spec import CYCLES, TRANSFERS, TRANSITIONS, mg_levels, skip_reason
 
 _WEIGHTED = ("conv", "batchnorm", "linear")
 
@@ -85,9 +84,8 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     lowered = lower_to_torch(expanded, opaque=imported.opaque, seed=seed)
     kept = _copy_kept_weights(expanded, imported.module, lowered)
     report = _report(rows, kept, imported, expanded, model, mg, name)
-    paper = paper_match(report["name"], mg, paper_width_mult)
+    paper = paper_match(report["name"], mg, paper_width_mult, report["base_params"], report["params"])
     if paper is not None:
-        paper["gap_pct"] = round(100.0 * (report["params"] / 1e6 - paper["params_m"]) / paper["params_m"], 2)
         report["paper"] = paper
     expanded.meta_graph["conversion"] = report
     lowered.mg_conversion = report  # type: ignore[attr-defined]
@@ -121,10 +119,7 @@ def _step_attrs(block: BlockMatch) -> dict[str, Any]:
 
 def _decide(block: BlockMatch, mg: dict, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
     """(status, reason, skip reason for the step after a transition)."""
-    ignored = next((p for p in patterns if fnmatch.fnmatchcase(block.name, p)), None)
-    excluded = (f"matches ignored pattern {ignored!r}" if ignored else
-                f"width {block.out_channels} < min_channels={min_channels}" if block.out_channels < min_channels
-                else None)
+    excluded = skip_reason(block.name, block.out_channels, patterns, min_channels)
     doubling = block.kind == "basic" and block.stride == 2 and block.out_channels == 2 * block.in_channels
     if not block.constant_width:
         if not doubling or mg["transition"] == "keep":
@@ -178,29 +173,27 @@ def _report(rows: list[dict], kept: list[str], imported: Any, expanded: Graph, m
     return report
 
 
-def paper_match(name: str, mg: dict, width_mult: float = 1.0) -> dict[str, Any] | None:
-    """The paper row (``specs/paper/``) of the MG version of registry network ``name``, if the paper has one.
+def paper_match(name: str, mg: dict, width_mult: float, base_params: int, params: int) -> dict[str, Any] | None:
+    """The paper row for a converted module, when it is the registry network ``name`` exactly.
 
-    ``name`` is a registry name or a class name (``MobileNetV2`` -> ``mobilenet_v2``).
+    ``name`` is a registry name or a class name (``MobileNetV2`` -> ``mobilenet_v2``); the
+    module counts as that network only if its parameter count equals the registry base's.
     """
-    from mgcompile.registry import list_models, list_spec_files, model_spec
+    from mgcompile.api import expand
+    from mgcompile.audit.paper import paper_comparison
+    from mgcompile.passes.count import count
+    from mgcompile.registry import list_models
 
     key = name.lower().replace("_", "")
     entry = next((e for e in list_models() if e.name.replace("_", "") == key), None)
     if entry is None:
         return None
-    base = entry.make()
-    for ref in list_spec_files():
-        if not ref.startswith("paper/"):
-            continue
-        s = model_spec(ref)
-        same = (s.arch, s.block, s.channels, s.blocks, s.stem) == (base.arch, base.block, base.channels, base.blocks,
-                                                                   base.stem)
-        if same and s.paper is not None and s.group_size == mg["group_size"] and s.theta == mg["theta"] \
-                and s.width_mult == width_mult and s.cycle == mg["cycle"] and s.transfer == mg["transfer"]:
-            return {"spec": s.name, "table": s.paper.table, "params_m": s.paper.params_m,
-                    "consistent": s.paper.consistent, "note": s.paper.note}
-    return None
+    base = entry.make().replace(width_mult=width_mult)
+    if count(expand(base)).params != base_params:
+        return None
+    spec = base.replace(group_size=mg["group_size"], coarsest=mg["theta"], cycle=mg["cycle"], transfer=mg["transfer"],
+                        transfer_nnz=mg["nnz"] if mg["nnz"] != mg["group_size"] else None, transition=mg["transition"])
+    return paper_comparison(spec, params)
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -61,11 +61,14 @@ _CONVERT_KEYS = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", 
 def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int = 0, **overrides: Any) -> Resolved:
     """Resolve ``ref``; ``overrides`` are spec fields from CLI flags (``None`` = not given).
 
-    ``ignored_layers`` / ``min_channels`` select which residual steps a module conversion
-    changes; given with a spec or registry name, its base network is built and converted.
+    ``ignored_layers`` / ``min_channels`` select which residual steps become MG cycles
+    (spec fields for spec and registry REFs, converter options for modules).
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    selective = bool(ignored_layers) or bool(min_channels)
+    if ignored_layers:
+        overrides["ignored_layers"] = tuple(ignored_layers)
+    if min_channels:
+        overrides["min_channels"] = min_channels
     p = Path(ref)
     if is_saved_model(ref):
         if overrides:
@@ -80,22 +83,16 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
     if p.suffix in (".yaml", ".yml", ".json") or p.is_file():
         spec = Spec.from_file(p)
         spec = spec.replace(**overrides) if overrides else spec
-        if selective:
-            return _convert_spec_base(ref, spec, ignored_layers, min_channels)
         return Resolved(ref, "spec", spec, expand(spec))
     torchvision_name = ref.split(":", 1)[1] if ref.startswith("torchvision:") else ref
     registered = {e.name for e in list_models()}
     if ":" not in ref and (ref in registered or ref not in TORCHVISION_MODELS):
         spec = model_spec(ref, **overrides)
-        if selective:
-            return _convert_spec_base(ref, spec, ignored_layers, min_channels)
         return Resolved(ref, "registry", spec, expand(spec))
     if torchvision_name in TORCHVISION_MODELS:
-        return _convert_module(ref, torchvision_name, _torchvision(torchvision_name, overrides), overrides,
-                               ignored_layers, min_channels)
+        return _convert_module(ref, torchvision_name, _torchvision(torchvision_name, overrides), overrides)
     if ":" in ref:
-        return _convert_module(ref, ref.split(":", 1)[1], _user_callable(ref, overrides), overrides,
-                               ignored_layers, min_channels)
+        return _convert_module(ref, ref.split(":", 1)[1], _user_callable(ref, overrides), overrides)
     raise MGCompileError(f"unknown model {ref!r}; use a registry name (`mgcompile list`), a torchvision name "
                          f"({', '.join(TORCHVISION_MODELS)}) or module:callable")
 
@@ -131,13 +128,13 @@ def _user_callable(ref: str, overrides: dict[str, Any]) -> nn.Module:
     return model
 
 
-def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, Any],
-                    ignored_layers: tuple[str, ...], min_channels: int) -> Resolved:
+def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, Any]) -> Resolved:
     import torch
 
     from mgcompile.convert import convert
 
-    extra = sorted(set(overrides) - set(_CONVERT_KEYS) - {"num_classes", "width_mult", "input_size", "in_channels"})
+    extra = sorted(set(overrides) - set(_CONVERT_KEYS) - {"num_classes", "width_mult", "input_size", "in_channels",
+                                                           "ignored_layers", "min_channels"})
     if extra:
         raise MGCompileError(f"options {', '.join(extra)} cannot change an existing module ({ref}); "
                              "they apply to spec and registry names only")
@@ -146,16 +143,6 @@ def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, 
     h, w = overrides.get("input_size", (224, 224))
     example = torch.randn(1, overrides.get("in_channels", 3), h, w)
     kwargs = {k: overrides[k] for k in _CONVERT_KEYS if k in overrides}
-    converted = convert(model, example_input=example, ignored_layers=ignored_layers, min_channels=min_channels,
-                        name=name, width_mult=None, paper_width_mult=float(overrides.get("width_mult", 1.0)), **kwargs)
+    converted = convert(model, example_input=example, ignored_layers=overrides.get("ignored_layers", ()),
+                        min_channels=overrides.get("min_channels", 0), name=name, width_mult=None, paper_width_mult=float(overrides.get("width_mult", 1.0)), **kwargs)
     return Resolved(ref, "torch", None, converted.mg_graph, report=converted.mg_conversion, _model=converted)
-
-
-def _convert_spec_base(ref: str, spec: Spec, ignored_layers: tuple[str, ...], min_channels: int) -> Resolved:
-    if not spec.is_multigrid:
-        raise MGCompileError("--ignored-layers/--min-channels need --group-size")
-    mg = {"group_size": spec.group_size, "coarsest": spec.theta, "cycle": spec.cycle, "transfer": spec.transfer,
-          "transfer_nnz": spec.transfer_nnz, "transition": spec.transition, "seed": spec.seed,
-          "input_size": spec.input_size, "in_channels": spec.in_channels}
-    base = build(spec.base())
-    return _convert_module(ref, spec.name or ref, base, mg, ignored_layers, min_channels)

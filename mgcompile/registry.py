@@ -75,7 +75,6 @@ def model_spec(name: str, **overrides: Any) -> Spec:
             if token not in _SUFFIXES:
                 raise MGCompileError(f"unknown MG name suffix {token!r} in {name!r}; allowed: {', '.join(_SUFFIXES)}")
             spec = spec.replace(**_SUFFIXES[token])
-        spec = spec.replace(name=name)
     elif (spec_file := spec_dir() / f"{name}.yaml").is_file():
         spec = Spec.from_file(spec_file)
     else:

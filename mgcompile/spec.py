@@ -17,6 +17,7 @@ Multigrid parameters (see ``docs/levels.md``):
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -71,6 +72,8 @@ class Spec:
     transition: str = "paper"
     activation: str = "post"
     uneven_groups: str | None = None
+    ignored_layers: tuple[str, ...] = ()
+    min_channels: int = 0
     seed: int = 0
     name: str | None = None
     paper: PaperRow | None = None
@@ -107,9 +110,7 @@ class Spec:
         divide: the paper's Table 2 counts (and public reconstructions) only fit
         ⌊80/32⌋ = 2 groups of 40 there.
         """
-        if self.uneven_groups is not None:
-            return self.uneven_groups
-        return "floor" if self.arch == "mobilenet_v2" else "error"
+        return self.uneven_groups or default_uneven_policy(self.block)
 
     @property
     def stage_channels(self) -> tuple[int, ...]:
@@ -124,7 +125,8 @@ class Spec:
 
     def base(self) -> "Spec":
         """The same network without multigrid (the comparison baseline)."""
-        return self.replace(group_size=None, coarsest=None, transfer_nnz=None, paper=None)
+        return self.replace(group_size=None, coarsest=None, transfer_nnz=None, paper=None, ignored_layers=(),
+                            min_channels=0, uneven_groups=None)
 
     def replace(self, **changes: Any) -> "Spec":
         return dataclasses.replace(self, **changes)
@@ -155,6 +157,8 @@ class Spec:
         for key, value in data.items():
             if key in ("channels", "blocks", "input_size"):
                 value = _int_tuple(key, value)
+            elif key == "ignored_layers":
+                value = _str_tuple(key, value)
             elif key == "paper" and value is not None:
                 if not isinstance(value, Mapping):
                     raise SpecError("field 'paper' must be a mapping with table and params_m")
@@ -182,7 +186,9 @@ class Spec:
         except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SpecError(f"spec file {p} is not valid YAML/JSON ({first}); fix its syntax") from None
-        return cls.from_dict(data or {})
+        if not isinstance(data, dict) or not data:
+            raise SpecError(f"spec file {p} is empty or not a mapping of field: value; see specs/paper/*.yaml for the format")
+        return cls.from_dict(data)
 
 
 def scale_width(channels: int, mult: float) -> int:
@@ -214,6 +220,11 @@ def mg_levels(width: int, theta: int) -> tuple[list[int], int] | None:
     return fine, w
 
 
+def default_uneven_policy(kind: str) -> str:
+    """Inverted residuals (MobileNetV2) floor uneven levels; ResNet steps reject them."""
+    return "floor" if kind == "inverted" else "error"
+
+
 def level_groups(width: int, group_size: int, uneven: str = "error") -> int:
     """Groups of a fine-level step at ``width``: C_j / s_g, one group when C_j <= s_g.
 
@@ -239,9 +250,30 @@ def _int_tuple(key: str, value: Any) -> tuple[int, ...]:
     if isinstance(value, int):
         value = [value]
     try:
-        return tuple(int(v) for v in value)
+        items = [v.strip() if isinstance(v, str) else v for v in value]
+        if any(isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()) for v in items):
+            raise ValueError
+        return tuple(int(v) for v in items)
     except (TypeError, ValueError):
         raise SpecError(f"field '{key}' must be a list of integers like 64,128,256,512, got {value!r}") from None
+
+
+def _str_tuple(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"field '{key}' must be a list of name patterns like ['stage4.*'], got {value!r}")
+    return tuple(value)
+
+
+def skip_reason(step: str, width: int, ignored_layers: tuple[str, ...], min_channels: int) -> str | None:
+    """Why the user excluded a step from MG conversion (``--ignored-layers`` / ``--min-channels``), if they did."""
+    pattern = next((p for p in ignored_layers if fnmatch.fnmatchcase(step, p)), None)
+    if pattern is not None:
+        return f"matches ignored pattern {pattern!r}"
+    if width < min_channels:
+        return f"width {width} < min_channels={min_channels}"
+    return None
 
 
 def _choice(spec: Spec, name: str, allowed: tuple[str, ...]) -> None:
@@ -274,6 +306,10 @@ def _validate(spec: Spec) -> None:
         _positive_int(spec, name)
     for name in ("group_size", "coarsest", "transfer_nnz", "stem_channels"):
         _positive_int(spec, name, optional=True)
+    if not isinstance(spec.ignored_layers, tuple) or not all(isinstance(p, str) for p in spec.ignored_layers):
+        raise SpecError(f"field 'ignored_layers' must be a list of name patterns, got {spec.ignored_layers!r}")
+    if isinstance(spec.min_channels, bool) or not isinstance(spec.min_channels, int) or spec.min_channels < 0:
+        raise SpecError(f"field 'min_channels' must be a non-negative integer, got {spec.min_channels!r}")
     if not isinstance(spec.seed, int) or isinstance(spec.seed, bool):
         raise SpecError(f"field 'seed' must be an integer, got {spec.seed!r}")
     if not isinstance(spec.width_mult, (int, float)) or isinstance(spec.width_mult, bool) or spec.width_mult <= 0:
@@ -292,6 +328,8 @@ def _validate(spec: Spec) -> None:
     if spec.arch == "mobilenet_v2" and spec.block != "inverted":
         raise SpecError(f"field 'block' is {spec.block!r} for arch mobilenet_v2; allowed values: inverted")
     if spec.group_size is None:
+        if spec.ignored_layers or spec.min_channels:
+            raise SpecError("fields 'ignored_layers'/'min_channels' select steps for MG: they need 'group_size'")
         for name in ("coarsest", "transfer_nnz"):
             if getattr(spec, name) is not None:
                 raise SpecError(f"field '{name}' needs 'group_size' (the MG group size); set group_size or drop {name}")
@@ -300,8 +338,6 @@ def _validate(spec: Spec) -> None:
     assert theta is not None
     if theta < 2:
         raise SpecError(f"field 'coarsest' (θ) must be at least 2, got {theta}")
-    if spec.nnz is not None and spec.nnz < 1:
-        raise SpecError("field 'transfer_nnz' must be a positive integer")
     # Divisibility of every fine level, named precisely, so the error says where to look.
     if spec.uneven_policy == "floor":
         return

@@ -7,6 +7,42 @@ from typing import Any
 from mgcompile.api import expand
 from mgcompile.passes.count import count
 from mgcompile.registry import list_spec_files, model_spec
+from mgcompile.spec import Spec
+
+
+_IDENTITY_FREE = ("name", "paper", "seed")
+
+
+def _architecture(spec: Spec) -> dict[str, Any]:
+    """The fields that decide a network's architecture (not its name, paper row or init seed)."""
+    d = spec.replace(uneven_groups=spec.uneven_policy).to_dict()
+    for key in _IDENTITY_FREE:
+        d.pop(key)
+    d["stage_channels"], d["channels"], d["width_mult"] = list(spec.stage_channels), None, None
+    return d
+
+
+def paper_spec_for(spec: Spec) -> Spec | None:
+    """The shipped paper spec with exactly ``spec``'s architecture, if the paper has that row."""
+    if spec.paper is not None:
+        return spec
+    target = _architecture(spec)
+    for name in list_spec_files():
+        if name.startswith("paper/"):
+            candidate = model_spec(name)
+            if _architecture(candidate) == target:
+                return candidate
+    return None
+
+
+def paper_comparison(spec: Spec | None, params: int) -> dict[str, Any] | None:
+    """Paper count vs ``params`` for ``spec``'s architecture (``None`` when the paper has no such row)."""
+    row_spec = paper_spec_for(spec) if spec is not None else None
+    if row_spec is None or row_spec.paper is None:
+        return None
+    p = row_spec.paper
+    return {"spec": row_spec.name, "table": p.table, "params_m": p.params_m, "consistent": p.consistent,
+            "note": p.note, "gap_pct": round(100.0 * (params / 1e6 - p.params_m) / p.params_m, 2)}
 
 
 def paper_rows() -> list[dict[str, Any]]:

@@ -11,7 +11,9 @@ from typing import Any, Iterable
 
 from mgcompile.api import expand
 from mgcompile.audit.activations import activation_elements
+from mgcompile.audit.paper import paper_comparison
 from mgcompile.ir.graph import Graph
+from mgcompile.naming import canonical_name
 from mgcompile.passes.count import check_include, count
 from mgcompile.spec import Spec
 
@@ -49,7 +51,7 @@ def audit(graph: Graph, spec: Spec | None, base: Graph | None = None, *, batch_s
     if base is None:
         base = base_graph_of(graph, spec)
     out: dict[str, Any] = {
-        "name": (spec.name if spec else None),
+        "name": (canonical_name(spec) if spec else None),
         "params": report.params,
         "macs": report.macs,
         "unit": f"MACs (multiply-accumulates of {macs_counted(include)}; FLOPs = 2 x MACs)",
@@ -70,9 +72,9 @@ def audit(graph: Graph, spec: Spec | None, base: Graph | None = None, *, batch_s
                         for n, (p, m) in report.nodes.items() if graph.op(n) not in ("input", "output")}
     if spec is not None:
         out["spec"] = spec.to_dict()
-        if spec.paper is not None:
-            out["paper"] = {"params_m": spec.paper.params_m, "table": spec.paper.table,
-                            "gap_pct": round(100.0 * (report.params / 1e6 - spec.paper.params_m) / spec.paper.params_m, 2)}
+        paper = paper_comparison(spec, report.params)
+        if paper is not None:
+            out["paper"] = paper
     if base is not None:
         b = count(base, include)
         ba = activation_elements(base, batch_size)

@@ -24,11 +24,25 @@ class UserError(click.ClickException):
 
 
 class _Group(click.Group):
+    """Turns every user-fixable problem into one ``Error: ...`` line with exit code 2."""
+
+    def make_context(self, *args, **kwargs):  # type: ignore[override]
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise UserError(f"{exc.format_message()} (see 'mgcompile --help')") from None
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except MGCompileError as exc:
             raise UserError(str(exc)) from None
+        except click.UsageError as exc:  # bad flag values: one line instead of usage + hint + error
+            where = f"mgcompile {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent is not None else "mgcompile"
+            raise UserError(f"{exc.format_message()} (see '{where} --help')") from None
+        except OSError as exc:  # a file system problem the user can fix (permissions, full disk, ...)
+            target = f": {exc.filename}" if exc.filename else ""
+            raise UserError(f"{exc.strerror or exc}{target}; check the path and permissions") from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

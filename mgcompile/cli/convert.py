@@ -39,7 +39,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     from mgcompile.convert import format_report
     from mgcompile.errors import MGCompileError
     from mgcompile.naming import canonical_name
-    from mgcompile.refs import resolve
+    from mgcompile.refs import is_saved_model, resolve
 
     r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, **overrides)
     if r.kind == "torch":
@@ -53,20 +53,14 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     else:
         name = canonical_name(r.spec) if r.spec is not None else Path(base).stem
     target = Path(out) if out else Path("out") / name
+    if target.is_dir() and any(target.iterdir()) and not is_saved_model(str(target)):
+        raise MGCompileError(f"{target} exists and is not a folder written by `mgcompile convert`; "
+                             "choose another -o or empty it first (it would be replaced as a whole)")
     model = r.model()
     a = audit(r.graph, r.spec)
     a["name"] = name
     if r.kind == "torch":
         a["conversion"] = r.report
-    if r.spec is not None and r.spec.paper is None and r.spec.is_multigrid:
-        from mgcompile.convert import paper_match
-
-        mg = {"group_size": r.spec.group_size, "theta": r.spec.theta, "cycle": r.spec.cycle,
-              "transfer": r.spec.transfer}
-        row = paper_match(r.spec.name or base, mg, r.spec.width_mult)
-        if row is not None:
-            row["gap_pct"] = round(100.0 * (a["params"] / 1e6 - row["params_m"]) / row["params_m"], 2)
-            a["paper"] = row
     with atomic_dir(target) as tmp:
         if r.spec is not None:
             (tmp / "spec.yaml").write_text(r.spec.replace(name=name).to_yaml())

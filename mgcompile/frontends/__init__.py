@@ -6,7 +6,7 @@ from typing import Callable
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
-from mgcompile.spec import Spec
+from mgcompile.spec import Spec, skip_reason
 
 # arch name -> function building the base network's IR (with step macros) from a spec
 SPEC_FRONTENDS: dict[str, Callable[[Spec], Graph]] = {}
@@ -27,7 +27,13 @@ def graph_from_spec(spec: Spec) -> Graph:
         fn = SPEC_FRONTENDS[spec.arch]
     except KeyError:
         raise SpecError(f"field 'arch' is {spec.arch!r}; no frontend for it (known: {', '.join(sorted(SPEC_FRONTENDS))})") from None
-    return fn(spec)
+    graph = fn(spec)
+    if spec.ignored_layers or spec.min_channels:
+        graph.meta_graph["skip"] = {
+            n: reason for n in graph.nodes("residual")
+            if (reason := skip_reason(n, graph.attrs(n)["out_channels"], spec.ignored_layers, spec.min_channels))
+        }
+    return graph
 
 
 def _load_builtin_frontends() -> None:

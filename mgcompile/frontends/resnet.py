@@ -47,6 +47,9 @@ def add_stem(g: Graph, spec: Spec, x: str) -> str:
 
 def add_head(g: Graph, spec: Spec, x: str, channels: int) -> str:
     meta = {"stage": "head"}
+    if spec.activation == "pre":  # pre-activation steps end un-normalised: the final BN + ReLU of ResNet v2
+        x = g.add("head.bn", "batchnorm", [x], channels=channels, meta=meta)
+        x = g.add("head.relu", "relu", [x], meta=meta)
     x = g.add("head.pool", "global_avgpool", [x], meta=meta)
     x = g.add("head.flatten", "flatten", [x], meta=meta)
     x = g.add("head.fc", "linear", [x], in_features=channels, out_features=spec.num_classes, meta=meta)

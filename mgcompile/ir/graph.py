@@ -17,6 +17,7 @@ the IR node it came from. Each node stores
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -93,8 +94,11 @@ class Graph:
         self.nx.remove_node(name)
 
     def copy(self) -> "Graph":
-        g = Graph(self.nx.graph)
+        """An independent copy: passes edit the copy, never their input (graph meta included)."""
+        g = Graph()
         g.nx = self.nx.copy()
+        g.nx.graph.clear()
+        g.nx.graph.update(copy.deepcopy(self.nx.graph))
         for n in g.nx.nodes:
             data = g.nx.nodes[n]
             data["attrs"] = dict(data["attrs"])

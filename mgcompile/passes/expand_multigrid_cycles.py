@@ -30,7 +30,7 @@ from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion, replace_node
 from mgcompile.passes.expand_steps import bottleneck_inner_groups
-from mgcompile.spec import level_groups, mg_levels
+from mgcompile.spec import default_uneven_policy, level_groups, mg_levels
 
 
 def sparse_nnz(width: int, requested: int) -> int:
@@ -49,11 +49,11 @@ def level_permutation(seed: int, step: str, level: int, width: int) -> list[int]
 
 
 def uneven_policy(mg: dict, kind: str) -> str:
-    """The graph's policy for levels s_g does not divide; unset (conversions): floor for inverted residuals only."""
-    return mg.get("uneven_groups") or ("floor" if kind == "inverted" else "error")
+    """The graph's policy for levels s_g does not divide (conversions leave it unset: the step kind's default)."""
+    return mg.get("uneven_groups") or default_uneven_policy(kind)
 
 
-def cycle_groups(kind: str, fine: list[int], group_size: int, uneven: str) -> list[int]:
+def cycle_groups(fine: list[int], group_size: int, uneven: str) -> list[int]:
     """Conv groups of each level's step: grouped on fine levels, one group on the coarsest."""
     return [level_groups(w, group_size, uneven) for w in fine] + [1]
 
@@ -74,7 +74,7 @@ def cycle_problem(a: dict, mg: dict) -> str | None:
     fine, coarsest = levels
     ratio = a["mid_channels"] / width
     try:
-        groups = cycle_groups(a["kind"], fine, mg["group_size"], uneven_policy(mg, a["kind"]))
+        groups = cycle_groups(fine, mg["group_size"], uneven_policy(mg, a["kind"]))
     except SpecError:
         bad = next(w for w in fine if w > mg["group_size"] and w % mg["group_size"])
         return f"group_size {mg['group_size']} does not divide level width {bad} (fine levels {fine})"
@@ -119,7 +119,7 @@ def expand_multigrid_cycles(graph: Graph) -> Graph:
         problem = cycle_problem(a, mg)
         if problem is not None:
             raise SpecError(f"{name}: {problem}; choose a group size that divides every fine width")
-        for w, groups in zip(fine, cycle_groups(a["kind"], fine, mg["group_size"], uneven_policy(mg, a["kind"]))):
+        for w, groups in zip(fine, cycle_groups(fine, mg["group_size"], uneven_policy(mg, a["kind"]))):
             if w > mg["group_size"] and w % mg["group_size"]:
                 g.meta_graph["notes"].append(
                     f"{name}: s_g {mg['group_size']} does not divide level width {w}: {groups} groups of "
@@ -140,7 +140,7 @@ def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, mg
     ins = Insertion(g, name)
     (x,) = g.inputs(name)
     widths = fine + [coarsest]
-    level_conv_groups = cycle_groups(a["kind"], fine, mg["group_size"], uneven_policy(mg, a["kind"]))
+    level_conv_groups = cycle_groups(fine, mg["group_size"], uneven_policy(mg, a["kind"]))
     ratio = a["mid_channels"] / a["out_channels"]
     nnz: list[int] = []
 

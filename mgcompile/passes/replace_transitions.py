@@ -3,12 +3,12 @@
 Rewrite rules (only when the graph carries MG parameters and ``transition`` is
 ``paper`` or ``dw_stride``):
 
-1. A basic ``residual`` step with stride 2 and ``out == 2 * in`` becomes
-   ``transition(mode) -> residual(out, stride 1)``: the transition doubles the
+1. A basic ``residual`` step N with stride 2 and ``out == 2 * in`` becomes
+   ``transition(mode) -> residual(out, stride 1)``, the transition named ``N.transition``: the transition doubles the
    channels and halves H, W; the constant-width step after it is then cycled like
    every other step, so a stage of n blocks has n cycles.
-2. Every other channel-changing step (bottlenecks, ratios other than 2) is kept and
-   noted: ``keep`` semantics.
+2. Every other channel-changing step (bottlenecks, ratios other than 2, steps the user
+   excluded in ``meta_graph["skip"]``) is kept and noted: ``keep`` semantics.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ def replace_transitions(graph: Graph) -> Graph:
         a = g.attrs(name)
         if a["in_channels"] == a["out_channels"] and a["stride"] == 1:
             continue
+        if name in g.meta_graph.get("skip", {}):
+            g.meta_graph["notes"].append(f"{name}: {g.meta_graph['skip'][name]}: strided step kept")
+            continue
         if a["kind"] == "basic" and a["stride"] == 2 and a["out_channels"] == 2 * a["in_channels"]:
-            stage = g.meta(name).get("stage", name)
-            t = Insertion(g, name).add(f"{stage}.transition", "transition", g.inputs(name),
-                                       meta={"step": f"{stage}.transition"},
+            t = Insertion(g, name).add(f"{name}.transition", "transition", g.inputs(name),
+                                       meta={"step": f"{name}.transition"},
                                        mode=mg["transition"], in_channels=a["in_channels"])
             g.set_inputs(name, [t])
             a.update(in_channels=a["out_channels"], stride=1)

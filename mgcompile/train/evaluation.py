@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,14 @@ def evaluate_ref(ref: str, data: str | None = None, *, data_dir: str | None = No
     weights from model.pt (finished) or checkpoint.pt (interrupted).
     """
     run = Path(ref)
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    if (ref.endswith(("/", ".pt")) or os.sep in ref) and not run.exists():
+        raise MGCompileError(f"{ref} does not exist; pass a run folder (mgcompile train --out), a converted folder or a model name")
+    info: dict[str, Any] = {}
+    if (run / "run.json").is_file():
+        try:
+            info = json.loads((run / "run.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MGCompileError(f"{run / 'run.json'} is damaged ({exc}); pass --data explicitly or re-run the training") from None
     data = data or info.get("data")
     if data is None:
         raise MGCompileError(f"pass --data for {ref} (digits, mnist, fashion-mnist, cifar10, cifar100, imagefolder:PATH)")

@@ -47,10 +47,7 @@ def randomize_bn(model: nn.Module, seed: int = 1) -> nn.Module:
 
 def tiny_model(case: str) -> tuple[nn.Module, tuple[int, ...]]:
     name, overrides = MATRIX[case]
-    try:
-        spec = mgcompile.model_spec(name, **overrides)
-    except mgcompile.MGCompileError as exc:  # a family still being added to the registry
-        pytest.skip(f"{case}: {exc}")
+    spec = mgcompile.model_spec(name, **overrides)
     model = randomize_bn(mgcompile.build(spec))
     graph = model.mg_graph
     return model, graph.shape(graph.nodes("input")[0])
