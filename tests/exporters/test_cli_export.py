@@ -101,3 +101,17 @@ def test_run_times_model_and_saves_portable_optimized(tmp_path):
     assert (tmp_path / "m.ort.onnx").stat().st_size > 0
     line = _one_line_error(_invoke("run", str(tmp_path / "missing.onnx")))
     assert "does not exist" in line
+
+
+def test_unverified_reexport_removes_a_stale_verification(tmp_path):
+    from mgcompile.exporters.verify import result_path
+
+    target = tmp_path / "m.onnx"
+    runner = CliRunner()
+    ok = runner.invoke(main, ["export", "mg_cifar_resnet_g8c16", "--channels", "16,32", "--blocks", "1,1",
+                              "--input-size", "3,16,16", "-o", str(target)])
+    assert ok.exit_code == 0, ok.output and result_path(target).is_file()
+    again = runner.invoke(main, ["export", "cifar_resnet", "--channels", "16,32", "--blocks", "1,1",
+                                 "--input-size", "3,16,16", "--no-verify", "-o", str(target)])
+    assert again.exit_code == 0, again.output
+    assert target.is_file() and not result_path(target).exists()
