@@ -28,3 +28,23 @@ def run():
         return runner.invoke(main, list(args), catch_exceptions=False)
 
     return invoke
+
+
+def randomize_bn(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine terms (eval mode), so BN maths is really exercised."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
+    return model.eval()
+
+
+@pytest.fixture
+def with_random_bn():
+    """The :func:`randomize_bn` helper, for tests in any folder."""
+    return randomize_bn

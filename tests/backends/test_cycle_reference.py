@@ -69,18 +69,11 @@ def reference_cycle(m, x, n_fine, cycle, activation):
 @pytest.mark.parametrize("cycle", ["multiplicative", "additive"])
 @pytest.mark.parametrize("transfer", ["sparse", "grouped"])
 @pytest.mark.parametrize("activation", ["post", "pre"])
-def test_four_level_cycle_matches_the_equations(cycle, transfer, activation):
+def test_four_level_cycle_matches_the_equations(cycle, transfer, activation, with_random_bn):
     torch.manual_seed(0)
     model, graph = one_step_model(64, group_size=8, theta=16, cycle=cycle, transfer=transfer, activation=activation)
     assert graph.meta_graph["steps"]["step"]["fine"] == [64, 32, 16]
-    g = torch.Generator().manual_seed(3)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.running_mean.copy_(torch.randn(mod.num_features, generator=g) * 0.2)
-            mod.running_var.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-            mod.weight.data.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-            mod.bias.data.copy_(torch.randn(mod.num_features, generator=g) * 0.2)
-    model.eval()
+    with_random_bn(model)
     x = torch.randn(2, 64, 5, 5)
     with torch.no_grad():
         expected = reference_cycle(model.step, x, 3, cycle, activation)

@@ -16,17 +16,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cycle_graphs import grouped_step_model, one_step_model  # noqa: E402
 
 
-def _randomize_bn(model: torch.nn.Module) -> None:
-    """Non-trivial BN statistics so eval-mode BN is not the identity."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-
-
 def bn(mod: torch.nn.BatchNorm2d, t: torch.Tensor) -> torch.Tensor:
     """Eval-mode batch norm written out, for the hand-written cycle oracles."""
     return F.batch_norm(t, mod.running_mean, mod.running_var, mod.weight, mod.bias, False, 0.0, mod.eps)
@@ -62,11 +51,10 @@ def test_parameter_names_follow_ir_node_names():
         model.mg_graph.attrs("stage4.block1.level0.restrict")["permutation"]
 
 
-def test_additive_cycle_matches_hand_written_eqs_5_to_8():
+def test_additive_cycle_matches_hand_written_eqs_5_to_8(with_random_bn):
     torch.manual_seed(0)
     model, graph = one_step_model(16, group_size=8, theta=16, cycle="additive")
-    _randomize_bn(model)
-    model.eval()
+    with_random_bn(model)
     m = model.step
     x = torch.randn(2, 16, 6, 6)
 
@@ -90,11 +78,10 @@ def test_additive_cycle_matches_hand_written_eqs_5_to_8():
     torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_multiplicative_cycle_matches_hand_written_algorithm_1():
+def test_multiplicative_cycle_matches_hand_written_algorithm_1(with_random_bn):
     torch.manual_seed(0)
     model, graph = one_step_model(32, group_size=8, theta=16, cycle="multiplicative", transfer="grouped")
-    _randomize_bn(model)
-    model.eval()
+    with_random_bn(model)
     m = model.step
     x = torch.randn(2, 32, 6, 6)
 
@@ -167,9 +154,9 @@ def test_fx_traceable_and_torch_compile():
     torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
 
 
-def test_save_load_round_trip_keeps_weights_and_permutations(tmp_path, tiny_mg_spec):
+def test_save_load_round_trip_keeps_weights_and_permutations(tmp_path, tiny_mg_spec, with_random_bn):
     model = mgcompile.build(tiny_mg_spec.replace(seed=7)).eval()
-    _randomize_bn(model)
+    with_random_bn(model)
     path = mgcompile.save(model, tmp_path)
     assert path == tmp_path / "model.pt"
     raw = torch.load(path, weights_only=True)  # no pickled classes

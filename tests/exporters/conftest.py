@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Callable
 
 import pytest
-import torch
 from torch import nn
 
 import mgcompile
@@ -31,21 +30,7 @@ MATRIX = {
 }
 
 
-def randomize_bn(model: nn.Module, seed: int = 1) -> nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine terms, so BN folding is really exercised."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
-    return model.eval()
-
-
-def tiny_model(case: str) -> tuple[nn.Module, tuple[int, ...]]:
+def tiny_model(case: str, randomize_bn: Callable[[nn.Module], nn.Module]) -> tuple[nn.Module, tuple[int, ...]]:
     name, overrides = MATRIX[case]
     spec = mgcompile.model_spec(name, **overrides)
     model = randomize_bn(mgcompile.build(spec))
@@ -54,22 +39,17 @@ def tiny_model(case: str) -> tuple[nn.Module, tuple[int, ...]]:
 
 
 @pytest.fixture(params=list(MATRIX))
-def matrix_case(request) -> tuple[str, nn.Module, tuple[int, ...]]:
+def matrix_case(request, with_random_bn) -> tuple[str, nn.Module, tuple[int, ...]]:
     """(case id, eval-mode model with random BN statistics, input (C, H, W)) for every MATRIX entry."""
-    return (request.param, *tiny_model(request.param))
+    return (request.param, *tiny_model(request.param, with_random_bn))
 
 
 @pytest.fixture(params=["base", "mg", "mg_grouped", "mg_bottleneck", "mg_mobilenet_v2"])
-def subset_case(request) -> tuple[str, nn.Module, tuple[int, ...]]:
+def subset_case(request, with_random_bn) -> tuple[str, nn.Module, tuple[int, ...]]:
     """A smaller subset of MATRIX for the PyTorch-side formats."""
-    return (request.param, *tiny_model(request.param))
+    return (request.param, *tiny_model(request.param, with_random_bn))
 
 
 @pytest.fixture
-def tiny() -> Callable[[str], tuple[nn.Module, tuple[int, ...]]]:
-    return tiny_model
-
-
-@pytest.fixture
-def with_random_bn() -> Callable[[nn.Module], nn.Module]:
-    return randomize_bn
+def tiny(with_random_bn) -> Callable[[str], tuple[nn.Module, tuple[int, ...]]]:
+    return lambda case: tiny_model(case, with_random_bn)

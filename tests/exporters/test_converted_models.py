@@ -21,15 +21,6 @@ from user_nets import BottleneckNet  # noqa: E402
 SIZE = (3, 64, 64)
 
 
-def _randomize_bn(model: torch.nn.Module) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return model.eval()
-
-
 def _converted(family: str) -> torch.nn.Module:
     x = torch.randn(1, *SIZE)
     if family == "resnet18":
@@ -47,8 +38,8 @@ CASES = {"resnet18": SIZE, "resnet50": SIZE, "mobilenet_v2": SIZE, "user_opaque"
 
 
 @pytest.mark.parametrize("family", list(CASES))
-def test_converted_model_exports_to_onnx_and_verifies(family, tmp_path):
-    model = _randomize_bn(_converted(family))
+def test_converted_model_exports_to_onnx_and_verifies(family, tmp_path, with_random_bn):
+    model = with_random_bn(_converted(family))
     assert model.mg_conversion["converted"] > 0
     report = export_model(model, CASES[family], tmp_path / f"{family}.onnx")
     assert report["verification"]["ok"]
@@ -57,7 +48,7 @@ def test_converted_model_exports_to_onnx_and_verifies(family, tmp_path):
 
 @pytest.mark.parametrize("family", ["resnet18", "user_opaque"])
 @pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
-def test_converted_model_exports_to_torch_formats(family, fmt, tmp_path):
-    model = _randomize_bn(_converted(family))
+def test_converted_model_exports_to_torch_formats(family, fmt, tmp_path, with_random_bn):
+    model = with_random_bn(_converted(family))
     report = export_model(model, CASES[family], tmp_path / f"{family}.{fmt}", fmt=fmt)
     assert report["verification"]["ok"]
