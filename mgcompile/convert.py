@@ -46,7 +46,8 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     """Return the MG version of ``model`` (a ``torch.fx.GraphModule``; ``model`` is not changed).
 
     The result carries ``.mg_graph`` (the expanded IR), ``.mg_spec`` (``None``: it
-    came from a module, not a spec) and ``.mg_conversion`` (the conversion report).
+    came from a module, not a spec), ``.mg_conversion`` (the conversion report) and
+    ``.mg_base_graph`` (the original network's IR, for audits against it).
     ``example_input`` (default ``1x3x224x224``) fixes the shapes recorded in the IR.
     ``ignored_layers`` are fnmatch patterns of block names (``layer4.*``) never converted.
     ``name`` (default: the class name) and ``paper_width_mult`` find the paper row to report against.
@@ -59,6 +60,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
         example_input = torch.randn(1, 3, 224, 224)
     imported = import_module(model, example_input)
     graph = imported.graph
+    base_graph = run_passes(graph.copy())  # the original network, for side-by-side audits
     patterns = tuple(ignored_layers)
     rows: list[dict[str, Any]] = []
     skip: dict[str, str] = {}
@@ -88,6 +90,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     if paper is not None:
         report["paper"] = paper
     expanded.meta_graph["conversion"] = report
+    lowered.mg_base_graph = base_graph  # type: ignore[attr-defined]
     lowered.mg_conversion = report  # type: ignore[attr-defined]
     return attach(lowered, expanded, None)
 

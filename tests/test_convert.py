@@ -179,3 +179,14 @@ def test_resnext_converts_at_default_theta_and_keeps_its_cardinality():
     # coarsest level 32 has 16 inner channels: the 3x3 is capped at depth-wise
     assert g.attrs("layer1.1.level3.conv2")["groups"] == 16 and g.attrs("layer1.1.level3.conv1")["groups"] == 1
     assert converted(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_audit_of_a_converted_module_compares_with_the_original(run):
+    import json
+
+    res = run("audit", "torchvision:resnet18", "-g", "32", "--input-size", "3,64,64", "--json")
+    assert res.exit_code == 0, res.output
+    a = json.loads(res.output)
+    assert a["base"]["params"] == numel(torchvision.models.resnet18())
+    assert a["params"] == numel(mgcompile.build(mgcompile.model_spec("mg_resnet18_g32c64")))
+    assert 0 < a["ratio"]["params"] < 0.5

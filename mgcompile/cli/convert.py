@@ -57,7 +57,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
         raise MGCompileError(f"{target} exists and is not a folder written by `mgcompile convert`; "
                              "choose another -o or empty it first (it would be replaced as a whole)")
     model = r.model()
-    a = audit(r.graph, r.spec)
+    a = audit(r.graph, r.spec, base=r.base_graph)
     a["name"] = name
     if r.kind == "torch":
         a["conversion"] = r.report
