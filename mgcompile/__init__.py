@@ -5,18 +5,38 @@ spec / torch module  --frontends-->  IR (networkx)  --passes-->  expanded IR  --
 >>> import mgcompile
 >>> spec = mgcompile.model_spec("mg_resnet34_g32c64")
 >>> model = mgcompile.build(spec)
+
+The public names load on first use (PEP 562), so ``import mgcompile`` and the CLI's
+``--help`` do not pay for importing torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
 from mgcompile.errors import GraphError, MGCompileError, SpecError  # noqa: E402
-from mgcompile.spec import Spec, mg_levels  # noqa: E402
-from mgcompile.ir import Graph, verify  # noqa: E402
-from mgcompile.registry import list_models, model_spec, register_model  # noqa: E402
-from mgcompile.api import build, expand, load, save  # noqa: E402
-from mgcompile.convert import convert  # noqa: E402
 
-__all__ = [
-    "Graph", "GraphError", "MGCompileError", "Spec", "SpecError", "__version__", "build", "convert", "expand",
-    "list_models", "load", "mg_levels", "model_spec", "register_model", "save", "verify",
-]
+_LAZY = {
+    "Spec": "mgcompile.spec", "mg_levels": "mgcompile.spec",
+    "Graph": "mgcompile.ir", "verify": "mgcompile.ir",
+    "list_models": "mgcompile.registry", "model_spec": "mgcompile.registry", "register_model": "mgcompile.registry",
+    "build": "mgcompile.api", "expand": "mgcompile.api", "load": "mgcompile.api", "save": "mgcompile.api",
+    "convert": "mgcompile.conversion",
+}
+
+__all__ = ["GraphError", "MGCompileError", "SpecError", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mgcompile' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

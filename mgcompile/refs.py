@@ -39,7 +39,6 @@ class Resolved:
     graph: Graph
     path: Path | None = None
     report: dict[str, Any] = field(default_factory=dict)
-    base_graph: Graph | None = None  # the network before conversion, where it is not the spec's base
     _model: nn.Module | None = None
 
     def model(self) -> nn.Module:
@@ -132,7 +131,7 @@ def _user_callable(ref: str, overrides: dict[str, Any]) -> nn.Module:
 def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, Any]) -> Resolved:
     import torch
 
-    from mgcompile.convert import convert
+    from mgcompile.conversion import convert
 
     extra = sorted(set(overrides) - set(_CONVERT_KEYS) - {"num_classes", "width_mult", "input_size", "in_channels",
                                                            "ignored_layers", "min_channels"})
@@ -146,5 +145,4 @@ def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, 
     kwargs = {k: overrides[k] for k in _CONVERT_KEYS if k in overrides}
     converted = convert(model, example_input=example, ignored_layers=overrides.get("ignored_layers", ()),
                         min_channels=overrides.get("min_channels", 0), name=name, width_mult=None, paper_width_mult=float(overrides.get("width_mult", 1.0)), **kwargs)
-    return Resolved(ref, "torch", None, converted.mg_graph, report=converted.mg_conversion,
-                    base_graph=converted.mg_base_graph, _model=converted)
+    return Resolved(ref, "torch", None, converted.mg_graph, report=converted.mg_conversion, _model=converted)

@@ -190,3 +190,13 @@ def test_audit_of_a_converted_module_compares_with_the_original(run):
     assert a["base"]["params"] == numel(torchvision.models.resnet18())
     assert a["params"] == numel(mgcompile.build(mgcompile.model_spec("mg_resnet18_g32c64")))
     assert 0 < a["ratio"]["params"] < 0.5
+
+
+def test_saved_conversion_keeps_its_base_for_later_audits(run, tmp_path):
+    import json
+
+    out = tmp_path / "tv18"
+    assert run("convert", "torchvision:resnet18", "-g", "32", "--input-size", "3,64,64", "-o", str(out)).exit_code == 0
+    res = run("audit", str(out), "--compare", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["base"]["params"] == numel(torchvision.models.resnet18())

@@ -22,3 +22,13 @@ def test_shipped_specs_resolve_through_the_package():
 
     assert spec_dir().resolve() == (ROOT / "specs").resolve() or "site-packages" in str(spec_dir())
     assert len([s for s in list_spec_files() if s.startswith("paper/")]) >= 24
+
+
+def test_import_is_light_and_public_names_resolve():
+    import subprocess
+    import sys
+
+    code = ("import sys, mgcompile.cli; assert 'torch' not in sys.modules, 'CLI start-up imports torch'; "
+            "import mgcompile; import mgcompile.conversion; "
+            "assert callable(mgcompile.convert) and mgcompile.Spec and mgcompile.build and mgcompile.load")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -26,9 +26,10 @@ def _input_size(graph: Graph) -> list[int]:
 
 
 def base_graph_of(graph: Graph, spec: Spec | None) -> Graph | None:
-    """The base network with the same channels (``None`` when the graph has no spec)."""
+    """The network to compare with: the spec's base, or the module a conversion started from."""
     if spec is None:
-        return None
+        stored = graph.meta_graph.get("base_graph")
+        return Graph.from_dict(stored) if stored else None
     return graph if not spec.is_multigrid else expand(spec.base())
 
 

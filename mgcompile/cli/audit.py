@@ -56,9 +56,9 @@ def command(ref: str | None, overrides: dict, as_json: bool, as_csv: bool, unit:
     from mgcompile.audit.tables import audit_rows, render_table, to_csv
 
     groups = tuple(g.strip() for g in include.split(",") if g.strip())
-    a = audit(r.graph, r.spec, base=r.base_graph, batch_size=batch_size, include=groups, per_node=per_node)
+    a = audit(r.graph, r.spec, batch_size=batch_size, include=groups, per_node=per_node)
     if compare and "base" not in a:
-        raise MGCompileError(f"{ref} has no spec, so there is no base network to compare with")
+        raise MGCompileError(f"{ref} has no base network to compare with (no spec and no conversion record)")
     if as_json:
         if unit == "flops":
             a["flops"] = 2 * a["macs"]

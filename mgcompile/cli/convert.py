@@ -36,7 +36,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     from mgcompile.api import save
     from mgcompile.atomic import atomic_dir
     from mgcompile.audit import audit, format_audit
-    from mgcompile.convert import format_report
+    from mgcompile.conversion import format_report
     from mgcompile.errors import MGCompileError
     from mgcompile.naming import canonical_name
     from mgcompile.refs import is_saved_model, resolve
@@ -57,7 +57,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
         raise MGCompileError(f"{target} exists and is not a folder written by `mgcompile convert`; "
                              "choose another -o or empty it first (it would be replaced as a whole)")
     model = r.model()
-    a = audit(r.graph, r.spec, base=r.base_graph)
+    a = audit(r.graph, r.spec)
     a["name"] = name
     if r.kind == "torch":
         a["conversion"] = r.report

@@ -1,4 +1,4 @@
-"""``mgcompile.convert``: an existing nn.Module -> its multigrid-in-channels version.
+"""``mgcompile.convert()``: an existing nn.Module -> its multigrid-in-channels version.
 
 Steps: import the module into the IR (:mod:`mgcompile.frontends.torch_import`), find
 its residual steps by dataflow (:mod:`mgcompile.frontends.patterns`), collapse the
@@ -46,8 +46,8 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     """Return the MG version of ``model`` (a ``torch.fx.GraphModule``; ``model`` is not changed).
 
     The result carries ``.mg_graph`` (the expanded IR), ``.mg_spec`` (``None``: it
-    came from a module, not a spec), ``.mg_conversion`` (the conversion report) and
-    ``.mg_base_graph`` (the original network's IR, for audits against it).
+    came from a module, not a spec) and ``.mg_conversion`` (the conversion report); the
+    IR keeps the original network's IR in ``meta_graph["base_graph"]`` for audits.
     ``example_input`` (default ``1x3x224x224``) fixes the shapes recorded in the IR.
     ``ignored_layers`` are fnmatch patterns of block names (``layer4.*``) never converted.
     ``name`` (default: the class name) and ``paper_width_mult`` find the paper row to report against.
@@ -90,7 +90,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     if paper is not None:
         report["paper"] = paper
     expanded.meta_graph["conversion"] = report
-    lowered.mg_base_graph = base_graph  # type: ignore[attr-defined]
+    expanded.meta_graph["base_graph"] = base_graph.to_dict()  # saved with the IR: audits compare against it
     lowered.mg_conversion = report  # type: ignore[attr-defined]
     return attach(lowered, expanded, None)
 
