@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 
 import mgcompile
+from mgcompile.naming import canonical_name
 from mgcompile.errors import MGCompileError
 from mgcompile.exporters.export import export_model
 from mgcompile.exporters.ort_run import session, time_session
@@ -35,7 +36,7 @@ def _measure(spec: mgcompile.Spec, workdir: Path, threads: int, repeat: int) -> 
     graph = mgcompile.expand(spec)
     model = mgcompile.build(graph).eval()
     path = workdir / f"{spec.name or 'model'}.onnx"
-    shape = graph.shape(graph.nodes("input")[0])
+    shape = graph.input_shape()
     export_model(model, shape, path, verify=False)
     sess = session(onnx.load(path), level="all", cuda=False, threads=threads)
     rng = np.random.default_rng(0)
@@ -48,7 +49,8 @@ def _mg_spec(base: str, candidates: list[tuple[int, int]]) -> tuple[mgcompile.Sp
     reasons = []
     for g, c in candidates:
         try:
-            spec = mgcompile.model_spec(base, group_size=g, coarsest=c).replace(name=f"mg_{base}_g{g}c{c}")
+            spec = mgcompile.model_spec(base, group_size=g, coarsest=c)
+            spec = spec.replace(name=canonical_name(spec))
             return spec, "; ".join(reasons)
         except MGCompileError as exc:
             reasons.append(f"g{g}c{c} rejected: {exc}")

@@ -19,7 +19,7 @@ import onnx
 import torch
 from torch import nn
 
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, first_line
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -63,14 +63,14 @@ def to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int = DEFAULT_OPS
             (_dynamo if exporter == "dynamo" else _legacy)(model, example, f, opset, dynamic_batch)
         except Exception as exc:
             if exporter != "dynamo":
-                raise MGCompileError(f"the legacy ONNX exporter failed at opset {opset}: {_first_line(exc)}") from None
+                raise MGCompileError(f"the legacy ONNX exporter failed at opset {opset}: {first_line(exc)}") from None
             fallback = LEGACY_OPSETS.stop - 1
-            warnings.warn(f"dynamo ONNX exporter failed ({_first_line(exc)}); falling back to the legacy exporter "
+            warnings.warn(f"dynamo ONNX exporter failed ({first_line(exc)}); falling back to the legacy exporter "
                           f"at opset {fallback}")
             try:
                 _legacy(model, example, f, fallback, dynamic_batch)
             except Exception as exc2:
-                raise MGCompileError(f"both ONNX exporters failed: {_first_line(exc2)}") from None
+                raise MGCompileError(f"both ONNX exporters failed: {first_line(exc2)}") from None
             exporter = "legacy"
         proto = onnx.load(f)
     return proto, exporter
@@ -93,9 +93,4 @@ def check(proto: onnx.ModelProto) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
-        raise MGCompileError(f"the exported ONNX model fails onnx.checker: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+        raise MGCompileError(f"the exported ONNX model fails onnx.checker: {first_line(exc)}") from None

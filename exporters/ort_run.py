@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, first_line
 
 LEVELS = ("disable", "basic", "extended", "all")
 PORTABLE_LEVELS = ("basic", "extended")
@@ -66,7 +66,7 @@ def session(model: onnx.ModelProto | str | os.PathLike, *, level: str = "disable
     try:
         return ort.InferenceSession(source, sess_options=opts, providers=providers(cuda))
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise MGCompileError(f"ONNX Runtime cannot load the model: {first}") from None
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, first_line
 
 
 def save_pt2(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, dynamic_batch: bool = True) -> None:
@@ -17,7 +17,7 @@ def save_pt2(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, d
     try:
         program = torch.export.export(model.eval(), (example,), dynamic_shapes=shapes)
     except Exception as exc:
-        raise MGCompileError(f"torch.export cannot export this model ({str(exc).splitlines()[0][:160]}); "
+        raise MGCompileError(f"torch.export cannot export this model ({first_line(exc, 160)}); "
                              "use --format onnx") from None
     with open(path, "wb") as f:  # a file object: torch.export insists on a .pt2 suffix for paths, and temp files lack it
         torch.export.save(program, f)

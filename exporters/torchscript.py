@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, first_line
 
 
 def save_torchscript(model: nn.Module, example: torch.Tensor, path: str | os.PathLike) -> str:
@@ -25,7 +25,7 @@ def save_torchscript(model: nn.Module, example: torch.Tensor, path: str | os.Pat
                 with torch.no_grad():
                     scripted, how = torch.jit.trace(model, (example,)), "trace"
             except Exception as exc:
-                raise MGCompileError(f"TorchScript cannot script or trace this model ({str(exc).splitlines()[0][:160]}); "
+                raise MGCompileError(f"TorchScript cannot script or trace this model ({first_line(exc, 160)}); "
                                      "use --format pt2 or onnx") from None
         torch.jit.save(scripted, str(path))
     return how

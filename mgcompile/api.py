@@ -12,7 +12,7 @@ from torch import nn
 
 from mgcompile import __version__
 from mgcompile.atomic import atomic_path
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, first_line
 from mgcompile.frontends import graph_from_spec
 from mgcompile.ir.graph import Graph
 from mgcompile.passes.pipeline import run_passes
@@ -98,6 +98,6 @@ def load(path: str | os.PathLike, *, opaque: Mapping[str, nn.Module] | None = No
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
+        first = first_line(exc)
         raise MGCompileError(f"{path}: weights do not match the stored IR ({first}); the file is damaged") from None
     return model

@@ -19,3 +19,9 @@ class SpecError(MGCompileError):
 
 class GraphError(MGCompileError):
     """An IR that fails verification (shape mismatch, bad groups, cycle, ...)."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type when empty), for one-line user errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

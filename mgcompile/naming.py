@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from mgcompile.spec import Spec
+
+if TYPE_CHECKING:
+    from mgcompile.refs import Resolved
 
 
 def canonical_name(spec: Spec) -> str:
@@ -24,3 +31,19 @@ def canonical_name(spec: Spec) -> str:
     if spec.activation == "pre":
         name += "_pre"
     return name
+
+
+def model_name(resolved: "Resolved") -> str:
+    """The name of whatever a REF resolved to: output folders, run folders and titles use it.
+
+    Specs get :func:`canonical_name`; converted modules ``mg_<module>_g<s_g>c<θ>``; anything
+    else the REF's file or folder name. Always a safe file name (no ``:``, ``/`` or ``.``).
+    """
+    if resolved.spec is not None:
+        name = canonical_name(resolved.spec)
+    elif resolved.report:
+        mg = resolved.report["multigrid"]
+        name = f"mg_{resolved.report['name']}_g{mg['group_size']}c{mg['theta']}"
+    else:
+        name = Path(resolved.ref.rstrip("/")).stem
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name)

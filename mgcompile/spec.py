@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from mgcompile.errors import SpecError
+from mgcompile.errors import SpecError, first_line
 
 SPEC_FORMAT_VERSION = 1
 
@@ -184,7 +184,7 @@ class Spec:
             text = p.read_text()
             data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
         except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = first_line(exc)
             raise SpecError(f"spec file {p} is not valid YAML/JSON ({first}); fix its syntax") from None
         if not isinstance(data, dict) or not data:
             raise SpecError(f"spec file {p} is empty or not a mapping of field: value; see specs/paper/*.yaml for the format")

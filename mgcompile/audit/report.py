@@ -20,11 +20,6 @@ from mgcompile.spec import Spec
 MACS_COUNTED = "conv, transfer (R/P) and linear layers"
 
 
-def _input_size(graph: Graph) -> list[int]:
-    (inp,) = graph.nodes("input")
-    return list(graph.shape(inp))
-
-
 def base_graph_of(graph: Graph, spec: Spec | None) -> Graph | None:
     """The network to compare with: the spec's base, or the module a conversion started from."""
     if spec is None:
@@ -58,7 +53,7 @@ def audit(graph: Graph, spec: Spec | None, base: Graph | None = None, *, batch_s
         "unit": f"MACs (multiply-accumulates of {macs_counted(include)}; FLOPs = 2 x MACs)",
         "counted": {"macs": macs_counted(include), "params": "trainable parameters; batch norm = 2 per channel "
                     "(running statistics are buffers)", "activations": acts.to_dict()["counted"]},
-        "input_size": _input_size(graph),
+        "input_size": list(graph.input_shape()),
         "params_by_kind": dict(sorted(report.total.by_kind.items())),
         "stages": {k: v.to_dict() for k, v in report.stages.items()},
         "levels": {k: v.to_dict() for k, v in report.levels.items()},

@@ -38,7 +38,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     from mgcompile.audit import audit, format_audit
     from mgcompile.conversion import format_report
     from mgcompile.errors import MGCompileError
-    from mgcompile.naming import canonical_name
+    from mgcompile.naming import model_name
     from mgcompile.refs import is_saved_model, resolve
 
     r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, **overrides)
@@ -47,11 +47,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
         click.echo(format_report(rep), err=as_json)
         if rep["converted"] + rep["transition"] == 0:
             raise MGCompileError(f"no residual step of {base} could be converted (see the report above); nothing written")
-        mg = rep["multigrid"]
-        stem = rep["name"].replace(".", "_").replace(":", "_")
-        name = f"mg_{stem}_g{mg['group_size']}c{mg['theta']}"
-    else:
-        name = canonical_name(r.spec) if r.spec is not None else Path(base).stem
+    name = model_name(r)
     target = Path(out) if out else Path("out") / name
     if target.is_dir() and any(target.iterdir()) and not is_saved_model(str(target)):
         raise MGCompileError(f"{target} exists and is not a folder written by `mgcompile convert`; "

@@ -47,7 +47,7 @@ def command(ref: str, overrides: dict, fmt: str, out: str, opset: int, dynamic_b
         check_opset(opset)
     check_target(out)
     r = resolve(ref, **overrides)
-    shape = r.graph.shape(r.graph.nodes("input")[0])
+    shape = r.graph.input_shape()
     metadata = {"mgcompile_ref": ref}
     if r.spec is not None:
         metadata["mgcompile_spec"] = r.spec.to_json()

@@ -17,12 +17,12 @@ def command(ref: str, overrides: dict, out: str, block: str | None) -> None:
     """Draw REF's IR: the network by step, or with --block one MG cycle."""
     from mgcompile.audit.graph_picture import FORMATS, cycle_picture, network_picture, render
     from mgcompile.errors import MGCompileError
+    from mgcompile.naming import model_name
     from mgcompile.refs import resolve
 
     if not out.lower().endswith(FORMATS):
         raise MGCompileError(f"-o {out}: unsupported picture type; use one of {', '.join(FORMATS)}")
     r = resolve(ref, **overrides)
-    name = (r.spec.name if r.spec is not None and r.spec.name else ref)
-    pic = cycle_picture(r.graph, block) if block else network_picture(r.graph, name)
+    pic = cycle_picture(r.graph, block) if block else network_picture(r.graph, model_name(r))
     render(pic, out)
     click.echo(f"wrote {out}")

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, first_line
 from mgcompile.ir.graph import Graph
 
 _MAX_RETRACES = 64
@@ -105,7 +105,7 @@ def _trace(module: nn.Module, leaves: set[str], notes: list[str]) -> fx.GraphMod
     except Exception as first:  # fx raises TraceError, TypeError, ... for untraceable code
         failing = _untraceable_submodules(module, leaves)
         if not failing:
-            reason = str(first).splitlines()[0][:160] if str(first) else type(first).__name__
+            reason = first_line(first, 160)
             raise MGCompileError(f"torch.fx cannot trace the model's forward ({reason}); "
                                  "make its top-level forward free of data-dependent control flow") from None
         for name in failing:
@@ -146,7 +146,7 @@ def _propagate_shapes(gm: fx.GraphModule, example_input: torch.Tensor) -> None:
         with torch.no_grad():
             ShapeProp(gm).propagate(example_input.detach().cpu())
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = first_line(exc, 160)
         raise MGCompileError(f"the model fails on example_input of shape {tuple(example_input.shape)} ({reason}); "
                              "pass an example_input the model accepts") from None
 

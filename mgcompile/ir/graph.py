@@ -146,11 +146,12 @@ class Graph:
         order = list(nx.lexicographical_topological_sort(self.nx, key=lambda n: self.order(n)))
         return [n for n in order if op is None or self.op(n) == op]
 
-    def inputs_of_graph(self) -> list[str]:
-        return self.nodes("input")
-
-    def outputs_of_graph(self) -> list[str]:
-        return self.nodes("output")
+    def input_shape(self) -> Shape:
+        """(C, H, W) of the network input: what example inputs, exports and data loaders need."""
+        inputs = self.nodes("input")
+        if len(inputs) != 1:
+            raise GraphError(f"expected one input node, found {len(inputs)}")
+        return self.shape(inputs[0])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.nodes())

@@ -56,11 +56,9 @@ def evaluate_ref(ref: str, data: str | None = None, *, data_dir: str | None = No
 def _from_checkpoint(path: Path) -> tuple[torch.nn.Module, tuple[int, int]]:
     from mgcompile.api import build
     from mgcompile.ir.graph import Graph
-    from mgcompile.spec import Spec
 
     ckpt = read_checkpoint(path)
-    model = build(Graph.from_dict(ckpt["graph"]))
+    graph = Graph.from_dict(ckpt["graph"])
+    model = build(graph)
     model.load_state_dict(ckpt["model"])
-    if ckpt.get("spec") is None:
-        raise MGCompileError(f"{path} has no spec; evaluate the run's model.pt instead")
-    return model, tuple(Spec.from_dict(ckpt["spec"]).input_size)
+    return model, tuple(graph.input_shape()[1:])

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, first_line
 
 SCHEDULES = ("step", "cosine")
 
@@ -65,7 +65,7 @@ def load_recipe(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise MGCompileError(f"recipe file {p} is not valid YAML ({str(exc).splitlines()[0]}); fix its syntax") from None
+            raise MGCompileError(f"recipe file {p} is not valid YAML ({first_line(exc)}); fix its syntax") from None
         if not isinstance(loaded, dict):
             raise MGCompileError(f"recipe file {p} must be a mapping of key: value")
         known = {f.name for f in fields(Recipe)}

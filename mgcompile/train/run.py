@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ from mgcompile.train.loop import (EpochState, NonFiniteLoss, evaluate, make_load
                                   train_epoch)
 from mgcompile.train.metrics import write_metrics
 from mgcompile.train.recipe import Recipe, load_recipe
+
+if TYPE_CHECKING:
+    from mgcompile.refs import Resolved
 
 FAULTS = ("TERM", "INT", "KILL", "NAN")
 
@@ -57,7 +60,7 @@ class Fault:
         return cls(kind.upper(), int(n))
 
 
-def model_for_data(ref: str, source: Source, overrides: dict[str, Any]):
+def model_for_data(ref: str, source: Source, overrides: dict[str, Any]) -> "Resolved":
     """Resolve REF with its stem and head adapted to the data (channels, classes, native size)."""
     from mgcompile.refs import is_saved_model, resolve
 
@@ -80,18 +83,15 @@ def model_for_data(ref: str, source: Source, overrides: dict[str, Any]):
     return resolve(ref, **{**adapted, **given})
 
 
-def input_size_of(resolved) -> tuple[int, int]:
-    if resolved.spec is not None:
-        return tuple(resolved.spec.input_size)
-    shape = resolved.graph.shape(next(iter(resolved.graph.nodes(op="input"))))
-    return (shape[1], shape[2])
+def input_size_of(resolved: "Resolved") -> tuple[int, int]:
+    """(H, W) the model was built for; images are resized to it."""
+    return tuple(resolved.graph.input_shape()[1:])
 
 
-def default_run_dir(resolved, data: str) -> Path:
-    from mgcompile.naming import canonical_name
+def default_run_dir(resolved: "Resolved", data: str) -> Path:
+    from mgcompile.naming import model_name
 
-    name = canonical_name(resolved.spec) if resolved.spec is not None else Path(resolved.ref).stem
-    return Path("runs") / f"{name}-{data.replace(':', '_').replace('/', '_')}"
+    return Path("runs") / f"{model_name(resolved)}-{data.replace(':', '_').replace('/', '_')}"
 
 
 class _SignalFlag:

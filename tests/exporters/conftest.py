@@ -35,7 +35,7 @@ def tiny_model(case: str, randomize_bn: Callable[[nn.Module], nn.Module]) -> tup
     spec = mgcompile.model_spec(name, **overrides)
     model = randomize_bn(mgcompile.build(spec))
     graph = model.mg_graph
-    return model, graph.shape(graph.nodes("input")[0])
+    return model, graph.input_shape()
 
 
 @pytest.fixture(params=list(MATRIX))
