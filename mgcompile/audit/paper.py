@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from mgcompile.api import expand
@@ -22,17 +23,29 @@ def _architecture(spec: Spec) -> dict[str, Any]:
     return d
 
 
+@functools.cache
+def _paper_specs() -> tuple[Spec, ...]:
+    return tuple(model_spec(name) for name in list_spec_files() if name.startswith("paper/"))
+
+
 def paper_spec_for(spec: Spec) -> Spec | None:
     """The shipped paper spec with exactly ``spec``'s architecture, if the paper has that row."""
     if spec.paper is not None:
         return spec
     target = _architecture(spec)
-    for name in list_spec_files():
-        if name.startswith("paper/"):
-            candidate = model_spec(name)
-            if _architecture(candidate) == target:
-                return candidate
-    return None
+    return next((candidate for candidate in _paper_specs() if _architecture(candidate) == target), None)
+
+
+def gap_pct(params: int, paper_params_m: float) -> float:
+    """Measured vs paper, in percent of the paper's count."""
+    return round(100.0 * (params / 1e6 - paper_params_m) / paper_params_m, 2)
+
+
+def row_status(gap: float, consistent: bool) -> str:
+    """``ok (±3%)``, ``gap``, or ``reported only`` for rows whose paper number is inconsistent/unreproduced."""
+    if not consistent:
+        return "reported only"
+    return "ok (±3%)" if abs(gap) <= 3 else "gap"
 
 
 def paper_comparison(spec: Spec | None, params: int) -> dict[str, Any] | None:
@@ -42,17 +55,14 @@ def paper_comparison(spec: Spec | None, params: int) -> dict[str, Any] | None:
         return None
     p = row_spec.paper
     return {"spec": row_spec.name, "table": p.table, "params_m": p.params_m, "consistent": p.consistent,
-            "note": p.note, "gap_pct": round(100.0 * (params / 1e6 - p.params_m) / p.params_m, 2)}
+            "note": p.note, "gap_pct": gap_pct(params, p.params_m)}
 
 
 def paper_rows() -> list[dict[str, Any]]:
     """One dict per paper spec: table, name, paper params (M), measured params, gap %, consistent."""
     rows = []
-    for name in list_spec_files():
-        if not name.startswith("paper/"):
-            continue
-        spec = model_spec(name)
-        assert spec.paper is not None, f"{name} has no paper row"
+    for spec in _paper_specs():
+        assert spec.paper is not None, f"{spec.name} has no paper row"
         measured = count(expand(spec)).params
         rows.append({
             "table": spec.paper.table,
@@ -63,21 +73,11 @@ def paper_rows() -> list[dict[str, Any]]:
             "cycle": spec.cycle,
             "paper_params_m": spec.paper.params_m,
             "params": measured,
-            "gap_pct": round(100.0 * (measured / 1e6 - spec.paper.params_m) / spec.paper.params_m, 2),
+            "gap_pct": gap_pct(measured, spec.paper.params_m),
+            "status": row_status(gap_pct(measured, spec.paper.params_m), spec.paper.consistent),
             "consistent": spec.paper.consistent,
             "paper_test_acc": spec.paper.test_acc,
             "note": spec.paper.note,
         })
     order = {"Table 1 CIFAR10": 0, "Table 1 CIFAR100": 1, "Table 2 ImageNet": 2}
     return sorted(rows, key=lambda r: (order.get(r["table"], 9), r["group_size"] is not None, r["params"]))
-
-
-def format_paper_rows(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'table':<18} {'spec':<34} {'s_g':>4} {'θ':>4} {'paper M':>8} {'measured M':>11} {'gap %':>7}  status"]
-    for r in rows:
-        status = "ok (±3%)" if abs(r["gap_pct"]) <= 3 else "gap"
-        if not r["consistent"]:
-            status = "reported only: " + (r["note"] or "")
-        lines.append(f"{r['table']:<18} {r['name']:<34} {r['group_size'] or '-':>4} {r['coarsest'] or '-':>4} "
-                     f"{r['paper_params_m']:>8.2f} {r['params'] / 1e6:>11.3f} {r['gap_pct']:>+7.2f}  {status}")
-    return "\n".join(lines)

@@ -86,8 +86,6 @@ def _paper(as_json: bool, as_csv: bool) -> None:
     from mgcompile.audit.tables import render_table, to_csv
 
     rows = paper_rows()
-    for row in rows:
-        row["status"] = ("ok (±3%)" if abs(row["gap_pct"]) <= 3 else "gap") if row["consistent"] else "reported only"
     if as_json:
         echo_json(rows)
         return

@@ -11,7 +11,6 @@ keeps it at 1280 outputs, the only reading under which the paper's counts fit.
 
 from __future__ import annotations
 
-from mgcompile.frontends.resnet import graph_meta
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.spec import Spec
@@ -42,7 +41,7 @@ def mobilenet_v2_graph(spec: Spec) -> Graph:
     """The base MobileNetV2 of ``spec`` as an IR with one ``residual`` (inverted) macro per block."""
     if len(spec.channels) != len(EXPANSION):
         raise SpecError(f"field 'channels': mobilenet_v2 specs have {len(EXPANSION)} stages, got {len(spec.channels)}")
-    g = Graph(graph_meta(spec))
+    g = Graph()
     h, w = spec.input_size
     stem, widths, last = mobilenet_widths(spec)
     x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)

@@ -13,23 +13,6 @@ from mgcompile.spec import Spec
 BOTTLENECK_EXPANSION = 4
 
 
-def graph_meta(spec: Spec) -> dict:
-    """Graph-level annotations every pass may read: the spec and the MG parameters."""
-    meta: dict = {"spec": spec.to_dict(), "notes": [], "steps": {}}
-    if spec.is_multigrid:
-        meta["multigrid"] = {
-            "group_size": spec.group_size,
-            "theta": spec.theta,
-            "cycle": spec.cycle,
-            "transfer": spec.transfer,
-            "nnz": spec.nnz,
-            "transition": spec.transition,
-            "uneven_groups": spec.uneven_policy,
-            "seed": spec.seed,
-        }
-    return meta
-
-
 def add_stem(g: Graph, spec: Spec, x: str) -> str:
     c = spec.stem_width
     meta = {"stage": "stem"}
@@ -58,7 +41,7 @@ def add_head(g: Graph, spec: Spec, x: str, channels: int) -> str:
 
 def resnet_graph(spec: Spec) -> Graph:
     """The base ResNet of ``spec`` as an IR with one ``residual`` macro per step."""
-    g = Graph(graph_meta(spec))
+    g = Graph()
     h, w = spec.input_size
     x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
     x = add_stem(g, spec, x)

@@ -119,12 +119,13 @@ def expand_multigrid_cycles(graph: Graph) -> Graph:
         problem = cycle_problem(a, mg)
         if problem is not None:
             raise SpecError(f"{name}: {problem}; choose a group size that divides every fine width")
-        for w, groups in zip(fine, cycle_groups(fine, mg["group_size"], uneven_policy(mg, a["kind"]))):
+        groups = cycle_groups(fine, mg["group_size"], uneven_policy(mg, a["kind"]))
+        for w, gr in zip(fine, groups):
             if w > mg["group_size"] and w % mg["group_size"]:
                 g.meta_graph["notes"].append(
-                    f"{name}: s_g {mg['group_size']} does not divide level width {w}: {groups} groups of "
-                    f"{w // groups} (uneven_groups=floor)")
-        out, nnz = _emit_cycle(g, name, a, fine, coarsest, mg)
+                    f"{name}: s_g {mg['group_size']} does not divide level width {w}: {gr} groups of "
+                    f"{w // gr} (uneven_groups=floor)")
+        out, nnz = _emit_cycle(g, name, a, fine, coarsest, groups, mg)
         info.update(status="cycle", fine=fine, coarsest=coarsest, cycle=mg["cycle"], transfer=mg["transfer"])
         if mg["transfer"] == "sparse":
             info["nnz"] = nnz
@@ -136,11 +137,11 @@ def expand_multigrid_cycles(graph: Graph) -> Graph:
     return g
 
 
-def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, mg: dict) -> tuple[str, list[int]]:
+def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, level_conv_groups: list[int],
+                mg: dict) -> tuple[str, list[int]]:
     ins = Insertion(g, name)
     (x,) = g.inputs(name)
     widths = fine + [coarsest]
-    level_conv_groups = cycle_groups(fine, mg["group_size"], uneven_policy(mg, a["kind"]))
     ratio = a["mid_channels"] / a["out_channels"]
     nnz: list[int] = []
 

@@ -13,6 +13,9 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
     """Loss and top-1 accuracy per epoch, train vs validation, side by side."""
     if not history:
         raise MGCompileError("the run has no finished epoch yet; nothing to plot")
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise MGCompileError(f"{target} should end in .png; pass -o curves.png")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,10 +38,9 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    target = Path(path)
-    if target.suffix.lower() != ".png":
-        raise MGCompileError(f"{target} should end in .png; pass -o curves.png")
     with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+        try:
+            fig.savefig(tmp, format="png", dpi=120)
+        finally:
+            plt.close(fig)
     return target
