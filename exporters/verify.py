@@ -6,7 +6,6 @@ Random float32 inputs at two batch sizes; the artifact passes when
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mgcompile.atomic import atomic_write_text
+from mgcompile.atomic import atomic_write_json
 from mgcompile.errors import MGCompileError
 
 RTOL = 1e-4
@@ -85,5 +84,5 @@ def result_path(path: str | os.PathLike) -> Path:
 
 def write_result(path: str | os.PathLike, result: dict) -> Path:
     target = result_path(path)
-    atomic_write_text(target, json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_json(target, result)
     return target

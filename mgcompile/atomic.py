@@ -8,11 +8,12 @@ usual permissions (``mkstemp`` would leave files 0600).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from mgcompile.errors import MGCompileError
 
@@ -64,6 +65,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def json_text(data: Any) -> str:
+    """The project's JSON style for files and ``--json`` output: indented, non-JSON values as strings."""
+    return json.dumps(data, indent=2, default=str) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    atomic_write_text(path, json_text(data))
 
 
 @contextlib.contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -34,7 +33,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     residual step fails with exit code 2 and writes nothing.
     """
     from mgcompile.api import save
-    from mgcompile.atomic import atomic_dir
+    from mgcompile.atomic import atomic_dir, json_text
     from mgcompile.audit import audit, format_audit
     from mgcompile.conversion import format_report
     from mgcompile.errors import MGCompileError
@@ -62,11 +61,11 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
             (tmp / "spec.yaml").write_text(r.spec.replace(name=name).to_yaml())
         (tmp / "graph.json").write_text(r.graph.to_json())
         save(model, tmp / "model.pt", r.graph)
-        (tmp / "audit.json").write_text(json.dumps(a, indent=2, default=str))
+        (tmp / "audit.json").write_text(json_text(a))
         if r.kind == "torch":
-            (tmp / "conversion.json").write_text(json.dumps(r.report, indent=2, default=str))
+            (tmp / "conversion.json").write_text(json_text(r.report))
     if as_json:
-        click.echo(json.dumps(a, indent=2, default=str))
+        click.echo(json_text(a), nl=False)
     else:
         click.echo(format_audit(a))
         click.echo(f"wrote {target}/")

@@ -59,6 +59,6 @@ def mg_options(fn: Callable) -> Callable:
 
 
 def echo_json(data: Any) -> None:
-    import json
+    from mgcompile.atomic import json_text
 
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(json_text(data), nl=False)

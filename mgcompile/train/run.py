@@ -7,7 +7,6 @@ trained network, readable by ``mgcompile eval/export RUN_DIR``).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import nn
 
-from mgcompile.atomic import atomic_write_text
+from mgcompile.atomic import atomic_write_json
 from mgcompile.errors import MGCompileError
 from mgcompile.train import distributed as D
 from mgcompile.train.checkpoint import (CHECKPOINT_FILE, capture_rng, check_same_network, read_checkpoint,
@@ -188,7 +187,7 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
         info = {"ref": ref, "data": data, "data_dir": data_dir, "input_size": list(size), "spec": spec_dict,
                 "recipe": recipe.to_dict(), "world_size": ctx.world_size, "device": str(dev),
                 "precision": str(precision.dtype or "float32"), "argv": sys.argv}
-        atomic_write_text(run_dir / "run.json", json.dumps(info, indent=2, default=str))
+        atomic_write_json(run_dir / "run.json", info)
     params = sum(p.numel() for p in model.parameters())
     log(f"{resolved.spec.name if resolved.spec else ref}: {params:,} params, {source.name} at {size[0]}x{size[1]}, "
         f"{len(splits.train)} train / {len(splits.val) if splits.val else 0} val / {len(splits.test)} test, "
@@ -288,7 +287,7 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
         from mgcompile.api import save
 
         save(model.to(memory_format=torch.contiguous_format).cpu(), run_dir)
-        atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2))
+        atomic_write_json(run_dir / "results.json", results)
         if plot:
             from mgcompile.train.report import plot_curves
 
