@@ -126,3 +126,11 @@ def test_passes_never_modify_their_input_graph():
     first, second = run_passes(g0), run_passes(g0)
     assert g0.to_json() == before
     assert first.meta_graph["notes"] == second.meta_graph["notes"] and len(first.meta_graph["notes"]) == 1
+
+
+@pytest.mark.parametrize("name", [n for n in list_spec_files() if n.startswith("examples/")])
+def test_example_specs_expand(name):
+    spec = mgcompile.model_spec(name)
+    g = mgcompile.expand(spec)
+    mgcompile.verify(g, allow_macros=False)
+    assert spec.is_multigrid and any(i.get("status") == "cycle" for i in g.meta_graph["steps"].values())
