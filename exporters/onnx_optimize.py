@@ -109,17 +109,29 @@ def _permutation(g: OnnxGraph, node: onnx.NodeProto) -> np.ndarray | None:
     return None if idx is None or idx.ndim != 1 else idx.astype(np.int64)
 
 
+def _is_permutation(idx: np.ndarray) -> bool:
+    return bool(np.array_equal(np.sort(idx), np.arange(len(idx))))
+
+
+def _inference_bn(g: OnnxGraph, node: onnx.NodeProto) -> list[np.ndarray] | None:
+    """(scale, bias, mean, var) of an inference-mode BatchNormalization with constant parameters, else None."""
+    if node.op_type != "BatchNormalization" or len(node.output) > 1 and any(node.output[1:]):
+        return None
+    params = [g.const(i) for i in node.input[1:5]]
+    return None if any(p is None for p in params) else params
+
+
 def move_bn_before_gather(g: OnnxGraph) -> bool:
     changed = False
     for bn in list(g.nodes):
-        if bn.op_type != "BatchNormalization" or len(bn.output) > 1 and any(bn.output[1:]):
+        params = _inference_bn(g, bn)
+        if params is None:
             continue
         gather = g.producer(bn.input[0])
         idx = _permutation(g, gather) if gather is not None else None
-        params = [g.const(i) for i in bn.input[1:5]]
-        if idx is None or any(p is None for p in params) or g.n_uses(gather.output[0]) != 1:
+        if idx is None or g.n_uses(gather.output[0]) != 1:
             continue
-        if not np.array_equal(np.sort(idx), np.arange(len(idx))) or len(idx) != len(params[0]):
+        if not _is_permutation(idx) or len(idx) != len(params[0]):
             continue
         new_params = []
         for name, p in zip(bn.input[1:5], params):
@@ -160,14 +172,14 @@ def _set_conv(g: OnnxGraph, conv: onnx.NodeProto, w: np.ndarray, b: np.ndarray) 
 def fold_bn_into_conv(g: OnnxGraph) -> bool:
     changed = False
     for bn in list(g.nodes):
-        if bn.op_type != "BatchNormalization" or len(bn.output) > 1 and any(bn.output[1:]):
+        params = _inference_bn(g, bn)
+        if params is None:
             continue
         conv = g.producer(bn.input[0])
         if conv is None or conv.op_type != "Conv" or g.n_uses(conv.output[0]) != 1:
             continue
         wb = _conv_weight_bias(g, conv)
-        params = [g.const(i) for i in bn.input[1:5]]
-        if wb is None or any(p is None for p in params):
+        if wb is None:
             continue
         (w, b), (gamma, beta, mean, var) = wb, [p.astype(np.float64) for p in params]
         scale = gamma / np.sqrt(var + attr(bn, "epsilon", 1e-5))
@@ -196,8 +208,7 @@ def fold_gather_into_conv(g: OnnxGraph) -> bool:
                 changed = True
                 continue
         users = g.users().get(gather.output[0], [])
-        is_perm = np.array_equal(np.sort(idx), np.arange(len(idx)))
-        if (is_perm and len(users) == 1 and gather.output[0] not in g.outputs and users[0].op_type == "Conv"
+        if (_is_permutation(idx) and len(users) == 1 and gather.output[0] not in g.outputs and users[0].op_type == "Conv"
                 and users[0].input[0] == gather.output[0] and attr(users[0], "group", 1) == 1):
             nxt = users[0]
             wb = _conv_weight_bias(g, nxt)
