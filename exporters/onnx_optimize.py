@@ -22,7 +22,7 @@ fails, naming the pass, if the outputs moved. Passes, in order:
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -113,25 +113,28 @@ def _is_permutation(idx: np.ndarray) -> bool:
     return bool(np.array_equal(np.sort(idx), np.arange(len(idx))))
 
 
-def _inference_bn(g: OnnxGraph, node: onnx.NodeProto) -> list[np.ndarray] | None:
-    """(scale, bias, mean, var) of an inference-mode BatchNormalization with constant parameters, else None."""
-    if node.op_type != "BatchNormalization" or len(node.output) > 1 and any(node.output[1:]):
-        return None
-    params = [g.const(i) for i in node.input[1:5]]
-    return None if any(p is None for p in params) else params
+BnMatch = tuple[onnx.NodeProto, list[np.ndarray], onnx.NodeProto]
+
+
+def _inference_bns(g: OnnxGraph, producer_op: str) -> Iterator[BnMatch]:
+    """(bn, [scale, bias, mean, var], producer) for each inference-mode BatchNormalization with constant
+    parameters whose input comes from a ``producer_op`` node used by nothing else."""
+    for bn in list(g.nodes):
+        if bn.op_type != "BatchNormalization" or len(bn.output) > 1 and any(bn.output[1:]):
+            continue
+        params = [g.const(i) for i in bn.input[1:5]]
+        producer = g.producer(bn.input[0])
+        if any(p is None for p in params) or producer is None or producer.op_type != producer_op:
+            continue
+        if g.n_uses(producer.output[0]) == 1:
+            yield bn, params, producer
 
 
 def move_bn_before_gather(g: OnnxGraph) -> bool:
     changed = False
-    for bn in list(g.nodes):
-        params = _inference_bn(g, bn)
-        if params is None:
-            continue
-        gather = g.producer(bn.input[0])
-        idx = _permutation(g, gather) if gather is not None else None
-        if idx is None or g.n_uses(gather.output[0]) != 1:
-            continue
-        if not _is_permutation(idx) or len(idx) != len(params[0]):
+    for bn, params, gather in _inference_bns(g, "Gather"):
+        idx = _permutation(g, gather)
+        if idx is None or not _is_permutation(idx) or len(idx) != len(params[0]):
             continue
         new_params = []
         for name, p in zip(bn.input[1:5], params):
@@ -171,13 +174,7 @@ def _set_conv(g: OnnxGraph, conv: onnx.NodeProto, w: np.ndarray, b: np.ndarray) 
 
 def fold_bn_into_conv(g: OnnxGraph) -> bool:
     changed = False
-    for bn in list(g.nodes):
-        params = _inference_bn(g, bn)
-        if params is None:
-            continue
-        conv = g.producer(bn.input[0])
-        if conv is None or conv.op_type != "Conv" or g.n_uses(conv.output[0]) != 1:
-            continue
+    for bn, params, conv in _inference_bns(g, "Conv"):
         wb = _conv_weight_bias(g, conv)
         if wb is None:
             continue
