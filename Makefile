@@ -25,14 +25,14 @@ env: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mgcompile convert resnet34 --group-size 32 -o $(DEMO_OUT)
-	$(BIN)/mgcompile export $(DEMO_OUT) --format onnx -o $(DEMO_OUT)/model.onnx
+	$(BIN)/mgcompile export $(DEMO_OUT) --format onnx -o $(DEMO_OUT).onnx
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not full"
+	$(BIN)/python -m pytest -q -m "not full" --durations=15
 
 # The whole matrix at full size (slow; not run in CI).
 test-full: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Benchmarks print ratios measured in one run (never timed in tests).
 bench: bench-latency bench-train

@@ -7,6 +7,7 @@ verification JSON written next to it. Any failure leaves neither behind.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,8 @@ from torch import nn
 from mgcompile import __version__
 from mgcompile.atomic import atomic_path
 from mgcompile.errors import MGCompileError
+from mgcompile.progress import stage
+from mgcompile.provenance import EXTRA_FILE, stamp, written_by_mgcompile
 from mgcompile.exporters import onnx_export
 from mgcompile.exporters.verify import BATCH_SIZES, compare, raise_unless_ok, result_path, verify_onnx, write_result
 
@@ -53,27 +56,36 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
     batches = BATCH_SIZES if dynamic_batch else (1, 1)
     report: dict[str, Any] = {"format": fmt, "path": str(target), "dynamic_batch": dynamic_batch,
                               "input_shape": ["batch" if dynamic_batch else 1, *input_shape]}
+    extra = {EXTRA_FILE: json.dumps({**stamp(), **(metadata or {})})}
     with atomic_path(target) as tmp:
         if fmt == "onnx":
             report.update(_write_onnx(model, example, tmp, opset, dynamic_batch, optimize, metadata))
-            result = verify_onnx(tmp, model, input_shape, batches) if verify else None
+            run = None
         elif fmt == "torchscript":
             from mgcompile.exporters.torchscript import save_torchscript, torchscript_runner
 
-            report["method"] = save_torchscript(model, example, tmp)
-            result = _verify_torch(torchscript_runner(tmp), model, input_shape, batches, "torchscript") if verify else None
+            with stage("exporting TorchScript"):
+                report["method"] = save_torchscript(model, example, tmp, extra)
+            run = torchscript_runner
         else:
             from mgcompile.exporters.pt2 import pt2_runner, save_pt2
 
-            save_pt2(model, example, tmp, dynamic_batch)
-            result = _verify_torch(pt2_runner(tmp), model, input_shape, batches, "pt2") if verify else None
-        if result is not None:
+            with stage("exporting with torch.export (pt2)"):
+                save_pt2(model, example, tmp, dynamic_batch, extra)
+            run = pt2_runner
+        result = None
+        if verify:
+            with stage(f"verifying the {fmt} file against PyTorch at batch sizes {', '.join(map(str, batches))}"):
+                if fmt == "onnx":
+                    result = verify_onnx(tmp, model, input_shape, batches)
+                else:
+                    result = _verify_torch(run(tmp), model, input_shape, batches, fmt)
             raise_unless_ok(result, f"the {fmt} export")
     if result is not None:
         report["verification"] = result
         report["verification_json"] = str(write_result(target, {**result, "file": target.name}))
-    else:  # an older verification beside the file would now describe a different model
-        result_path(target).unlink(missing_ok=True)
+    elif written_by_mgcompile(result_path(target)):  # an older verification would now describe another model
+        result_path(target).unlink()
     return report
 
 
@@ -84,12 +96,15 @@ def _verify_torch(run, model: nn.Module, shape: Sequence[int], batches: Sequence
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, tmp: Path, opset: int, dynamic_batch: bool,
                 optimize: bool, metadata: Mapping[str, Any] | None) -> dict:
-    proto, exporter = onnx_export.to_onnx(model, example, opset=opset, dynamic_batch=dynamic_batch)
+    how = "dynamo" if opset in onnx_export.DYNAMO_OPSETS else "legacy"
+    with stage(f"exporting ONNX (opset {opset}, {how} exporter)"):
+        proto, exporter = onnx_export.to_onnx(model, example, opset=opset, dynamic_batch=dynamic_batch)
     info: dict[str, Any] = {"exporter": exporter, "opset": _opset(proto), "nodes_exported": len(proto.graph.node)}
     if optimize:
         from mgcompile.exporters.onnx_optimize import optimize as run_passes
 
-        proto, info["passes"] = run_passes(proto)
+        with stage(f"optimising ONNX ({len(proto.graph.node)} nodes; each pass checked in ONNX Runtime)"):
+            proto, info["passes"] = run_passes(proto)
     onnx_export.set_metadata(proto, {"mgcompile_version": __version__, **(metadata or {})})
     onnx_export.check(proto)
     onnx.save(proto, tmp)

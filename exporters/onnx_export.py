@@ -19,7 +19,9 @@ import onnx
 import torch
 from torch import nn
 
+from mgcompile import interrupts
 from mgcompile.errors import MGCompileError, first_line
+from mgcompile.progress import logger
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -62,14 +64,16 @@ def to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int = DEFAULT_OPS
         try:
             (_dynamo if exporter == "dynamo" else _legacy)(model, example, f, opset, dynamic_batch)
         except Exception as exc:
+            interrupts.check(exc)  # torch wraps a Ctrl-C inside its own errors: never fall back after one
             if exporter != "dynamo":
                 raise MGCompileError(f"the legacy ONNX exporter failed at opset {opset}: {first_line(exc)}") from None
             fallback = LEGACY_OPSETS.stop - 1
-            warnings.warn(f"dynamo ONNX exporter failed ({first_line(exc)}); falling back to the legacy exporter "
-                          f"at opset {fallback}")
+            logger.warning(f"the dynamo ONNX exporter failed ({first_line(exc)}); falling back to the legacy "
+                           f"exporter at opset {fallback}")
             try:
                 _legacy(model, example, f, fallback, dynamic_batch)
             except Exception as exc2:
+                interrupts.check(exc2)
                 raise MGCompileError(f"both ONNX exporters failed: {first_line(exc2)}") from None
             exporter = "legacy"
         proto = onnx.load(f)

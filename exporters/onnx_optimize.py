@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 from onnx.reference import ReferenceEvaluator
 
+from mgcompile.progress import logger
 from mgcompile.errors import MGCompileError
 from mgcompile.exporters.onnx_graph import OnnxGraph, attr
 
@@ -258,5 +259,6 @@ def optimize(model: onnx.ModelProto, passes: list[tuple[str, Pass]] | None = Non
                 raise MGCompileError(f"ONNX optimisation pass {name} changed the outputs (max abs diff {diff:.3g}); "
                                      "export with --no-optimize and report this bug")
         report.append(entry)
+        logger.info(f"  ONNX pass {name}: {before} -> {entry['nodes']} nodes")
         model = new
     return model, report

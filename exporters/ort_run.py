@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from mgcompile.errors import MGCompileError, first_line
+from mgcompile.progress import Progress
 
 LEVELS = ("disable", "basic", "extended", "all")
 PORTABLE_LEVELS = ("basic", "extended")
@@ -93,13 +94,16 @@ def run_model(model: onnx.ModelProto, x: np.ndarray, level: str = "disable") -> 
 def time_session(sess, x: np.ndarray, repeat: int = 20, warmup: int = 3) -> dict:
     """Median/min latency in milliseconds after ``warmup`` untimed runs."""
     feed = {sess.get_inputs()[0].name: x}
-    for _ in range(warmup):
-        sess.run(None, feed)
     times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - t0) * 1e3)
+    with Progress(warmup + repeat, f"timing in ONNX Runtime (batch {x.shape[0]})", "runs") as progress:
+        for _ in range(warmup):
+            sess.run(None, feed)
+            progress.update()
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            sess.run(None, feed)
+            times.append((time.perf_counter() - t0) * 1e3)
+            progress.update(median_ms=f"{statistics.median(times):.2f}")
     return {"median_ms": statistics.median(times), "min_ms": min(times), "repeat": repeat, "warmup": warmup,
             "batch": int(x.shape[0]), "providers": sess.get_providers()}
 
@@ -109,6 +113,10 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     if not p.is_file():
         raise MGCompileError(f"{p} does not exist or is not a file; pass an .onnx file written by `mgcompile export`")
     try:
-        return onnx.load(p)
+        proto = onnx.load(p)
     except Exception:
         raise MGCompileError(f"{p} is not a valid ONNX model; re-export it with `mgcompile export`") from None
+    if not proto.graph.node or not proto.graph.input or not proto.graph.output:
+        raise MGCompileError(f"{p} is empty or has no graph inputs/outputs, so it is not a usable ONNX model; "
+                             "re-export it with `mgcompile export`")
+    return proto

@@ -9,25 +9,32 @@ import numpy as np
 import torch
 from torch import nn
 
+from mgcompile import interrupts
 from mgcompile.errors import MGCompileError, first_line
 
 
-def save_torchscript(model: nn.Module, example: torch.Tensor, path: str | os.PathLike) -> str:
-    """Script the module (fx GraphModules script cleanly); trace it if scripting fails. Returns the method."""
+def save_torchscript(model: nn.Module, example: torch.Tensor, path: str | os.PathLike,
+                     extra_files: dict[str, str] | None = None) -> str:
+    """Script the module (fx GraphModules script cleanly); trace it if scripting fails. Returns the method.
+
+    ``extra_files`` are stored in the archive (mgcompile's mark and metadata, see ``provenance``).
+    """
     model = model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             scripted, how = torch.jit.script(model), "script"
-        except Exception:
+        except Exception as exc:
+            interrupts.check(exc)
             try:
                 with torch.no_grad():
                     scripted, how = torch.jit.trace(model, (example,)), "trace"
             except Exception as exc:
+                interrupts.check(exc)
                 raise MGCompileError(f"TorchScript cannot script or trace this model ({first_line(exc, 160)}); "
                                      "use --format pt2 or onnx") from None
-        torch.jit.save(scripted, str(path))
+        torch.jit.save(scripted, str(path), _extra_files=extra_files or {})
     return how
 
 

@@ -12,9 +12,10 @@ from torch import nn
 
 from mgcompile import __version__
 from mgcompile.atomic import atomic_path
-from mgcompile.errors import MGCompileError, first_line
+from mgcompile.errors import InputTooSmall, MGCompileError, first_line
 from mgcompile.frontends import graph_from_spec
 from mgcompile.ir.graph import Graph
+from mgcompile.passes.expand_multigrid_cycles import require_cycles
 from mgcompile.passes.pipeline import run_passes
 from mgcompile.spec import Spec
 from mgcompile.backends.torch_module import attach, lower_to_torch
@@ -23,19 +24,92 @@ MODEL_FORMAT = "mgcompile-model"
 MODEL_FILE = "model.pt"
 
 
-def expand(spec: Spec) -> Graph:
-    """Compile a spec to the fully expanded IR (primitive ops, shapes inferred, verified)."""
-    return run_passes(graph_from_spec(spec))
+def as_spec(spec: Spec | Mapping[str, Any]) -> Spec:
+    """A :class:`Spec` from a Spec or a mapping of spec fields (what ``Spec.to_dict`` / a spec file holds)."""
+    if isinstance(spec, Spec):
+        return spec
+    if isinstance(spec, Mapping):
+        return Spec.from_dict(spec)
+    raise MGCompileError(f"expected a mgcompile.Spec or a dict of spec fields, got {type(spec).__name__}; "
+                         "e.g. mgcompile.model_spec('resnet34', group_size=32) or {'arch': 'resnet', 'group_size': 32}")
 
 
-def build(spec_or_graph: Spec | Graph, *, opaque: Mapping[str, nn.Module] | None = None) -> nn.Module:
-    """Lower a spec (or an expanded IR) to a ``torch.fx.GraphModule``."""
-    if isinstance(spec_or_graph, Spec):
-        graph, spec = expand(spec_or_graph), spec_or_graph
-    else:
+def expand(spec: Spec | Mapping[str, Any]) -> Graph:
+    """Compile a spec to the fully expanded IR (primitive ops, shapes inferred, verified).
+
+    An MG spec in which no residual step becomes a cycle raises
+    :class:`~mgcompile.errors.NothingConverted` (its ``report`` says why per step).
+    """
+    spec = as_spec(spec)
+    try:
+        graph = run_passes(graph_from_spec(spec))
+    except InputTooSmall:
+        h, w = spec.input_size
+        least = smallest_input(spec)
+        fix = f"use --input-size {least},{least} or larger" if least else "this network cannot take any input size"
+        raise MGCompileError(f"input size {h}x{w} is too small for {spec.name or spec.arch}: a feature map shrinks "
+                             f"below a kernel; {fix}") from None
+    return require_cycles(graph, spec.name or spec.arch)
+
+
+def smallest_input(spec: Spec, limit: int = 4096) -> int | None:
+    """The smallest square input size the network accepts (searched on the IR; no module is built)."""
+    def fits(size: int) -> bool:
+        try:
+            run_passes(graph_from_spec(spec.replace(input_size=(size, size))))
+            return True
+        except InputTooSmall:
+            return False
+
+    if not fits(limit):
+        return None
+    lo, hi = 1, limit
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)
+    return lo
+
+
+def build(spec_or_graph: Spec | Mapping[str, Any] | Graph, *, opaque: Mapping[str, nn.Module] | None = None) -> nn.Module:
+    """Lower a spec (a Spec or a dict of its fields) or an expanded IR to a ``torch.fx.GraphModule``."""
+    if isinstance(spec_or_graph, Graph):
         graph = spec_or_graph
         spec = spec_of(graph)
-    return attach(lower_to_torch(graph, opaque=opaque), graph, spec)
+    else:
+        spec = as_spec(spec_or_graph)
+        graph = expand(spec)
+    check_memory(graph)
+    try:
+        module = lower_to_torch(graph, opaque=opaque)
+    except (RuntimeError, MemoryError) as exc:
+        if not isinstance(exc, MemoryError) and "alloc" not in str(exc).lower():
+            raise
+        raise MGCompileError(f"out of memory while building the network ({first_line(exc, 120)}); "
+                             "choose a smaller --width-mult or --channels") from None
+    return attach(module, graph, spec)
+
+
+def check_memory(graph: Graph) -> None:
+    """Refuse, in one line, a network whose float32 weights cannot fit in this machine's available memory."""
+    from mgcompile.passes.count import count
+
+    need = 4 * count(graph).params
+    available = _available_memory()
+    if available is not None and need > available:
+        raise MGCompileError(f"this network has {need / 4:,.0f} parameters and needs {need / 2**30:.1f} GiB for its "
+                             f"float32 weights alone, more than the {available / 2**30:.1f} GiB available; "
+                             "choose a smaller --width-mult or --channels")
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def spec_of(graph: Graph) -> Spec | None:

@@ -1,8 +1,11 @@
-"""Write-to-temp-then-rename helpers, so a failed command never leaves half a file.
+"""Write-to-temp-then-rename helpers, so a failed or interrupted command never leaves half a file.
 
 Every helper turns an unwritable destination (a parent that is a file, no permission)
-into an :class:`MGCompileError` before anything is written, and gives the result the
-usual permissions (``mkstemp`` would leave files 0600).
+into an :class:`MGCompileError` before anything is written, gives the result the
+usual permissions (``mkstemp`` would leave files 0600), and reports a write that fails
+half way (full disk, file too large, I/O error) in one line naming the *user's* path,
+never the hidden temporary one. Temporary files are removed on every exception,
+including ``KeyboardInterrupt`` and SIGTERM (see :mod:`mgcompile.interrupts`).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
-from mgcompile.errors import MGCompileError
+from mgcompile.errors import MGCompileError, first_line
 
 
 def _umask() -> int:
@@ -37,6 +41,28 @@ def _prepare(path: str | os.PathLike) -> Path:
     return final
 
 
+def write_failure(path: str | os.PathLike, exc: BaseException) -> MGCompileError | None:
+    """A one-line error for a write that failed half way, or ``None`` when ``exc`` is not such a failure.
+
+    torch.save reports a full disk as ``RuntimeError: ... unexpected pos``; the OS as
+    ``OSError`` (ENOSPC, EFBIG, EIO, ...).
+    """
+    if isinstance(exc, OSError):
+        reason = exc.strerror or first_line(exc)
+    elif isinstance(exc, RuntimeError) and any(s in str(exc) for s in ("PytorchStreamWriter", "unexpected pos",
+                                                                         "file write failed")):
+        reason = "the write failed part way"
+    else:
+        return None
+    where = Path(path).expanduser().resolve().parent
+    try:
+        free = f"; {shutil.disk_usage(where).free / 2**20:.0f} MiB free there"
+    except OSError:
+        free = ""
+    return MGCompileError(f"writing {path} failed ({reason}{free}); nothing was written: free disk space or "
+                          "choose another output path")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -52,13 +78,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, final)
-    except BaseException:
+        try:
+            yield tmp_path
+            if tmp_path.exists():
+                os.chmod(tmp_path, 0o666 & ~_umask())
+            os.replace(tmp_path, final)
+        except (OSError, RuntimeError) as exc:
+            error = write_failure(path, exc)
+            if error is None:
+                raise
+            raise error from None
+    finally:
         tmp_path.unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -73,33 +104,69 @@ def json_text(data: Any) -> str:
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically."""
-    atomic_write_text(path, json_text(data))
+    """Write ``data`` as JSON to ``path`` atomically, with mgcompile's version mark (see ``provenance``)."""
+    from mgcompile.provenance import marked_json
+
+    atomic_write_text(path, json_text(marked_json(data)))
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``path`` as a whole on success.
-
-    An existing ``path`` is swapped out only after everything was written, so an
-    error half way leaves the old directory (or nothing) behind. Callers decide
-    whether an existing folder may be replaced (see ``cli/convert.py``).
-    """
-    final = _prepare(path)
-    if final.exists() and not final.is_dir():
-        raise MGCompileError(f"{path} is a file; pass a folder path")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM for the few renames that commit a file set (they arrive right after)."""
+    mask = {signal.SIGINT, signal.SIGTERM}
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    except (AttributeError, ValueError, OSError):  # no pthread_sigmask (Windows) or not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+Writer = Callable[[Path], None]
+
+
+def write_file_set(folder: str | os.PathLike, files: Mapping[str, Writer], owned: tuple[str, ...]) -> Path:
+    """Write the members ``files`` (name -> writer of a temporary path) into ``folder``; remove stale owned members.
+
+    Everything is written into a hidden staging folder inside ``folder`` first; only
+    when every writer succeeded are the files renamed into place (signals held for
+    those few renames) and members of ``owned`` that this run did not write removed.
+    Files outside ``owned`` are never touched: the caller checks beforehand (see
+    :func:`mgcompile.provenance.claim_folder`) that the owned members present are
+    mgcompile's. On any failure nothing in ``folder`` changes, and a folder this call
+    created is removed again.
+    """
+    assert set(files) <= set(owned), "a file set writes only its own members"
+    final = Path(folder).expanduser().resolve()
+    created = not final.exists()
+    _prepare(final / "x")
+    staging = Path(tempfile.mkdtemp(prefix=".mgcompile-", suffix=".tmp", dir=final))
+    try:
+        for name, write in files.items():
+            try:
+                write(staging / name)
+            except MGCompileError as exc:  # a writer's own atomic write: name the user's path, not the staging one
+                raise MGCompileError(str(exc).replace(str(staging / name), str(final / name))) from None
+            except (OSError, RuntimeError) as exc:
+                error = write_failure(final / name, exc)
+                if error is None:
+                    raise
+                raise error from None
+        with _signals_deferred():
+            for name in files:
+                os.chmod(staging / name, 0o666 & ~_umask())
+                os.replace(staging / name, final / name)
+            for name in owned:
+                if name not in files:
+                    (final / name).unlink(missing_ok=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                final.rmdir()  # only if empty: nothing but our staging was ever in it
         raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return final

@@ -25,13 +25,14 @@ import torch
 from torch import nn
 
 from mgcompile.backends.torch_module import attach, lower_to_torch
-from mgcompile.errors import MGCompileError, SpecError
+from mgcompile.errors import MGCompileError, NothingConverted, SpecError
 from mgcompile.frontends.opaque import opaque_records
 from mgcompile.frontends.patterns import BlockMatch, collapse, find_blocks
 from mgcompile.frontends.torch_import import import_module
 from mgcompile.ir.graph import Graph
+from mgcompile.progress import stage
 from mgcompile.passes.count import count
-from mgcompile.passes.expand_multigrid_cycles import cycle_problem
+from mgcompile.passes.expand_multigrid_cycles import cycle_problem, reasons_summary
 from mgcompile.passes.pipeline import run_passes
 from mgcompile.spec import CYCLES, TRANSFERS, TRANSITIONS, mg_levels, skip_reason
 
@@ -58,7 +59,9 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
                              "at the width you want (e.g. torchvision.models.mobilenet_v2(width_mult=1.4)) and convert it")
     if example_input is None:
         example_input = torch.randn(1, 3, 224, 224)
-    imported = import_module(model, example_input)
+    what = name or type(model).__name__
+    with stage(f"importing {what} with torch.fx"):
+        imported = import_module(model, example_input)
     graph = imported.graph
     base_graph = run_passes(graph.copy())  # the original network, for side-by-side audits
     patterns = tuple(ignored_layers)
@@ -83,8 +86,15 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
         expanded = run_passes(graph)
     except SpecError as exc:
         raise MGCompileError(f"conversion failed: {exc}") from None
-    lowered = lower_to_torch(expanded, opaque=imported.opaque, seed=seed)
-    kept = _copy_kept_weights(expanded, imported.module, lowered)
+    if not any(info.get("status") == "cycle" for info in expanded.meta_graph["steps"].values()):
+        why = reasons_summary([(r["block"], r["reason"]) for r in rows]) if rows else (
+            "no residual step matches a known step shape (basic, bottleneck, inverted)")
+        raise NothingConverted(f"no residual step of {what} became an MG cycle at group size {mg['group_size']}, "
+                               f"θ={mg['theta']} ({why}); nothing was converted",
+                               {"name": what, "multigrid": mg, "blocks": rows, "notes": list(imported.notes)})
+    with stage(f"building the MG network ({len(expanded)} IR nodes) and copying the kept layers' weights"):
+        lowered = lower_to_torch(expanded, opaque=imported.opaque, seed=seed)
+        kept = _copy_kept_weights(expanded, imported.module, lowered)
     report = _report(rows, kept, imported, expanded, model, mg, name)
     paper = paper_match(report["name"], mg, paper_width_mult, report["base_params"], report["params"])
     if paper is not None:
@@ -171,8 +181,6 @@ def _report(rows: list[dict], kept: list[str], imported: Any, expanded: Graph, m
         "params": params,
         "base_params": base,
     }
-    if not rows:
-        report["notes"].append("no residual step found (basic, bottleneck or inverted): nothing to convert")
     return report
 
 

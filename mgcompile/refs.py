@@ -25,7 +25,7 @@ from torch import nn
 from mgcompile.api import build, expand, load, load_payload, spec_of
 from mgcompile.errors import MGCompileError
 from mgcompile.ir.graph import Graph
-from mgcompile.registry import list_models, model_spec
+from mgcompile.registry import MG_NAME, list_models, model_spec
 from mgcompile.spec import Spec
 
 
@@ -53,8 +53,13 @@ def is_saved_model(ref: str) -> bool:
     return (p.is_dir() and (p / "model.pt").is_file()) or (p.is_file() and p.suffix == ".pt")
 
 
-TORCHVISION_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
-                      "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
+def torchvision_models() -> list[str]:
+    """Every classification model torchvision registers (its own registry, not a hand-kept list)."""
+    from torchvision import models
+
+    return models.list_models(module=models)
+
+
 _CONVERT_KEYS = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "seed")
 
 
@@ -84,22 +89,29 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
         spec = Spec.from_file(p)
         spec = spec.replace(**overrides) if overrides else spec
         return Resolved(ref, "spec", spec, expand(spec))
-    torchvision_name = ref.split(":", 1)[1] if ref.startswith("torchvision:") else ref
     registered = {e.name for e in list_models()}
-    if ":" not in ref and (ref in registered or ref not in TORCHVISION_MODELS):
-        spec = model_spec(ref, **overrides)
-        return Resolved(ref, "registry", spec, expand(spec))
-    if torchvision_name in TORCHVISION_MODELS:
-        return _convert_module(ref, torchvision_name, _torchvision(torchvision_name, overrides), overrides)
+    if ref.startswith("torchvision:"):
+        name = ref.split(":", 1)[1]
+        return _convert_module(ref, name, _torchvision(name, overrides), overrides)
     if ":" in ref:
         return _convert_module(ref, ref.split(":", 1)[1], _user_callable(ref, overrides), overrides)
-    raise MGCompileError(f"unknown model {ref!r}; use a registry name (`mgcompile list`), a torchvision name "
-                         f"({', '.join(TORCHVISION_MODELS)}) or module:callable")
+    if ref in registered or MG_NAME.match(ref) or "/" in ref or ref not in torchvision_models():
+        spec = model_spec(ref, **overrides)
+        return Resolved(ref, "registry", spec, expand(spec))
+    return _convert_module(ref, ref, _torchvision(ref, overrides), overrides)
 
 
 def _torchvision(name: str, overrides: dict[str, Any]) -> nn.Module:
+    import difflib
+
     import torchvision
 
+    known = torchvision_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=4)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise MGCompileError(f"torchvision has no classification model {name!r}; {hint}"
+                             f"torchvision {torchvision.__version__} registers {len(known)} (torchvision.models.list_models())")
     kwargs: dict[str, Any] = {"weights": None}
     if "num_classes" in overrides:
         kwargs["num_classes"] = overrides["num_classes"]
@@ -107,7 +119,7 @@ def _torchvision(name: str, overrides: dict[str, Any]) -> nn.Module:
         if not name.startswith("mobilenet"):
             raise MGCompileError(f"--width-mult applies to mobilenet models, not torchvision {name}")
         kwargs["width_mult"] = float(overrides["width_mult"])
-    return getattr(torchvision.models, name)(**kwargs)
+    return torchvision.models.get_model(name, **kwargs)
 
 
 def _user_callable(ref: str, overrides: dict[str, Any]) -> nn.Module:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -10,6 +13,10 @@ import mgcompile
 from mgcompile.cli import main
 
 torch.set_num_threads(2)
+
+_spec = importlib.util.spec_from_file_location("training_check", Path(__file__).parent / "training_check.py")
+training_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(training_check)
 
 
 @pytest.fixture
@@ -48,3 +55,14 @@ def randomize_bn(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
 def with_random_bn():
     """The :func:`randomize_bn` helper, for tests in any folder."""
     return randomize_bn
+
+
+@pytest.fixture
+def assert_trains():
+    """:func:`training_check.check_training`: every parameter learns and the gradient is the forward's."""
+    return training_check.check_training
+
+
+@pytest.fixture
+def fixed_batch():
+    return training_check.fixed_batch

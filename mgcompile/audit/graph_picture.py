@@ -13,7 +13,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mgcompile.atomic import atomic_path, atomic_write_text
+from mgcompile.atomic import atomic_write_text
+from mgcompile import __version__
+from mgcompile.figures import save_figure
+from mgcompile.provenance import DOT_MARK
 from mgcompile.errors import MGCompileError
 from mgcompile.ir.graph import Graph
 
@@ -176,7 +179,7 @@ def network_picture(g: Graph, title: str) -> Picture:
 def to_dot(pic: Picture) -> str:
     """Graphviz text: one rank per row, R/P edges coloured."""
     q = lambda s: '"' + s.replace('"', r'\"').replace("\n", r"\n") + '"'  # noqa: E731
-    lines = [f"digraph {q('mgcompile')} {{", f"  label={q(pic.title)}; labelloc=t; rankdir=LR; newrank=true;",
+    lines = [f"{DOT_MARK} {__version__}", f"digraph {q('mgcompile')} {{", f"  label={q(pic.title)}; labelloc=t; rankdir=LR; newrank=true;",
              "  node [shape=box, style=\"rounded,filled\", fontname=Helvetica];"]
     for r, name in enumerate(pic.row_names):
         lines.append(f"  subgraph {q('cluster_row' + str(r))} {{ label={q(name)}; rank=same;")
@@ -247,7 +250,4 @@ def render(pic: Picture, path: str | os.PathLike) -> Path:
     ax.set_title(pic.title, fontsize=10)
     ax.axis("off")
     fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format=suffix.lstrip("."), dpi=120)
-    plt.close(fig)
-    return target
+    return save_figure(fig, target, dpi=120)

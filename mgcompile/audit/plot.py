@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mgcompile.atomic import atomic_path
+from mgcompile.figures import save_figure
 from mgcompile.audit.sweep import Sweep
 from mgcompile.errors import MGCompileError
 
@@ -38,7 +38,4 @@ def plot_sweep(sweep: Sweep, path: str | os.PathLike) -> Path:
         ax.legend()
     fig.suptitle(f"{sweep.name}: width scaling (θ, s_g fixed; MACs = conv, transfer, linear)")
     fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format=target.suffix.lower().lstrip("."), dpi=110)
-    plt.close(fig)
-    return target
+    return save_figure(fig, target, dpi=110)

@@ -28,8 +28,10 @@ INCLUDE = ("norm", "activation", "pool", "add")
               help="Width sweep from the IR: multipliers 1,2,4,8 or channel lists 32-64-128-256,64-128-256-512; fits the growth exponent.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="With --sweep-width: write a log-log plot (.png/.svg/.pdf).")
 @click.option("--paper", is_flag=True, help="Every row of the paper's Tables 1-2: paper vs measured params and the gap.")
+@click.option("--force", is_flag=True, help="With --plot: replace an existing file that mgcompile did not write.")
 def command(ref: str | None, overrides: dict, as_json: bool, as_csv: bool, unit: str, include: str, batch_size: int,
-            by: str, per_node: bool, compare: bool, sweep_width: str | None, plot: str | None, paper: bool) -> None:
+            by: str, per_node: bool, compare: bool, sweep_width: str | None, plot: str | None, paper: bool,
+            force: bool) -> None:
     """Count parameters, MACs and activations of REF (registry name, spec file or converted folder).
 
     Counts come from the IR (no module is built). MACs cover conv, transfer (R/P) and
@@ -41,6 +43,10 @@ def command(ref: str | None, overrides: dict, as_json: bool, as_csv: bool, unit:
         raise MGCompileError("--json and --csv exclude each other; pick one output format")
     if plot and not sweep_width:
         raise MGCompileError("--plot draws a width sweep; add --sweep-width 1,2,4,8")
+    if plot:
+        from mgcompile.provenance import claim_file
+
+        claim_file(plot, force=force)
     if paper:
         _paper(as_json, as_csv)
         return

@@ -29,41 +29,42 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     rather than building the registry spec of the same name), or module:callable
     returning an nn.Module. Writes spec.yaml (spec routes), graph.json (the IR),
     model.pt (IR + weights; reload with mgcompile.load(DIR)), audit.json and, for
-    converted modules, conversion.json, atomically. A module with no convertible
-    residual step fails with exit code 2 and writes nothing.
+    converted modules, conversion.json. Only these files are replaced in an existing
+    folder (each only if mgcompile wrote it); everything else in it stays. A network
+    in which no residual step becomes an MG cycle fails with exit code 2 and writes nothing.
     """
     from mgcompile.api import save
-    from mgcompile.atomic import atomic_dir, json_text
+    from mgcompile.atomic import json_text, write_file_set
     from mgcompile.audit import audit, format_audit
     from mgcompile.conversion import format_report
-    from mgcompile.errors import MGCompileError
     from mgcompile.naming import model_name
-    from mgcompile.refs import is_saved_model, resolve
+    from mgcompile.provenance import CONVERT_FILES, YAML_MARK, claim_folder, marked_json
+    from mgcompile.refs import resolve
+    from mgcompile import __version__
 
+    if out:
+        claim_folder(out, CONVERT_FILES, refuse_run=True)  # before the slow part: fail fast, touch nothing
     r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, **overrides)
     if r.kind == "torch":
-        rep = r.report
-        click.echo(format_report(rep), err=as_json)
-        if rep["converted"] + rep["transition"] == 0:
-            raise MGCompileError(f"no residual step of {base} could be converted (see the report above); nothing written")
+        click.echo(format_report(r.report), err=as_json)
     name = model_name(r)
-    target = Path(out) if out else Path("out") / name
-    if target.is_dir() and any(target.iterdir()) and not is_saved_model(str(target)):
-        raise MGCompileError(f"{target} exists and is not a folder written by `mgcompile convert`; "
-                             "choose another -o or empty it first (it would be replaced as a whole)")
+    target = claim_folder(Path(out) if out else Path("out") / name, CONVERT_FILES, refuse_run=True)
     model = r.model()
     a = audit(r.graph, r.spec)
     a["name"] = name
     if r.kind == "torch":
         a["conversion"] = r.report
-    with atomic_dir(target) as tmp:
-        if r.spec is not None:
-            (tmp / "spec.yaml").write_text(r.spec.replace(name=name).to_yaml())
-        (tmp / "graph.json").write_text(r.graph.to_json())
-        save(model, tmp / "model.pt", r.graph)
-        (tmp / "audit.json").write_text(json_text(a))
-        if r.kind == "torch":
-            (tmp / "conversion.json").write_text(json_text(r.report))
+    files = {
+        "graph.json": lambda p: p.write_text(r.graph.to_json()),
+        "model.pt": lambda p: save(model, p, r.graph),
+        "audit.json": lambda p: p.write_text(json_text(marked_json(a))),
+    }
+    if r.spec is not None:
+        spec_text = f"{YAML_MARK} {__version__}\n" + r.spec.replace(name=name).to_yaml()
+        files["spec.yaml"] = lambda p: p.write_text(spec_text)
+    if r.kind == "torch":
+        files["conversion.json"] = lambda p: p.write_text(json_text(marked_json(r.report)))
+    write_file_set(target, files, CONVERT_FILES)
     if as_json:
         click.echo(json_text(a), nl=False)
     else:

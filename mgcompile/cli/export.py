@@ -27,9 +27,10 @@ _FORMATS = ("onnx", "torchscript", "pt2")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Compare with PyTorch (eval mode) at two batch sizes: max|out-torch| <= 1e-4*max|torch|. "
                    "A failed check is an error and writes no file.")
+@click.option("--force", is_flag=True, help="Replace an existing output file that mgcompile did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def command(ref: str, overrides: dict, fmt: str, out: str, opset: int, dynamic_batch: bool, optimize: bool,
-            verify: bool, as_json: bool) -> None:
+            verify: bool, force: bool, as_json: bool) -> None:
     """Export REF (converted folder, .pt, spec file or registry name) for deployment.
 
     ONNX uses torch.onnx.export(dynamo=True) with one self-contained file, input
@@ -39,6 +40,8 @@ def command(ref: str, overrides: dict, fmt: str, out: str, opset: int, dynamic_b
     from mgcompile.errors import MGCompileError
     from mgcompile.exporters.export import check_target, export_model
     from mgcompile.exporters.onnx_export import check_opset
+    from mgcompile.exporters.verify import result_path
+    from mgcompile.provenance import claim_file
     from mgcompile.refs import resolve
 
     if fmt not in _FORMATS:
@@ -46,6 +49,8 @@ def command(ref: str, overrides: dict, fmt: str, out: str, opset: int, dynamic_b
     if fmt == "onnx":
         check_opset(opset)
     check_target(out)
+    claim_file(out, force=force)
+    claim_file(result_path(out), force=force)
     r = resolve(ref, **overrides)
     shape = r.graph.input_shape()
     metadata = {"mgcompile_ref": ref}

@@ -21,9 +21,10 @@ from mgcompile.cli.options import echo_json
               help="Also save ORT's optimised graph at --save-level. Only basic/extended are portable: 'all' bakes "
                    "in this CPU's memory layouts (NCHWc), so such a file may be wrong or slow elsewhere.")
 @click.option("--save-level", type=click.Choice(("basic", "extended")), default="extended", show_default=True)
+@click.option("--force", is_flag=True, help="With --save-optimized: replace a file that mgcompile did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(model: str, batch_size: int, repeat: int, warmup: int, level: str, threads: int | None,
-            cuda: bool | None, save_optimized: str | None, save_level: str, as_json: bool) -> None:
+            cuda: bool | None, save_optimized: str | None, save_level: str, force: bool, as_json: bool) -> None:
     """Run MODEL (.onnx) on random input in ONNX Runtime; print the median latency and the provider used."""
     from mgcompile.atomic import atomic_path
     from mgcompile.exporters.ort_run import is_dynamic_batch, load_onnx, random_input, session, time_session
@@ -33,7 +34,10 @@ def command(model: str, batch_size: int, repeat: int, warmup: int, level: str, t
     if save_optimized:
         from mgcompile.exporters.export import check_target
 
+        from mgcompile.provenance import claim_file
+
         check_target(save_optimized)
+        claim_file(save_optimized, force=force)
         with atomic_path(save_optimized) as tmp:
             session(proto, level=save_level, cuda=False, save_optimized=tmp)
     sess = session(proto, level=level, cuda=cuda, threads=threads)

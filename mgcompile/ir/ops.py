@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from mgcompile.errors import GraphError
+from mgcompile.errors import GraphError, InputTooSmall
 
 Shape = tuple[int, int, int]  # (channels, height, width) of one sample
 
@@ -56,7 +56,7 @@ class OpDef:
 def _spatial(size: int, kernel: int, stride: int, padding: int) -> int:
     out = (size + 2 * padding - kernel) // stride + 1
     if out < 1:
-        raise GraphError(f"spatial size {size} is too small for kernel {kernel}, stride {stride}, padding {padding}")
+        raise InputTooSmall(f"spatial size {size} is too small for kernel {kernel}, stride {stride}, padding {padding}")
     return out
 
 

@@ -47,7 +47,7 @@ def verify(graph: Graph, *, allow_macros: bool = True) -> Graph:
         try:
             shape = d.infer(attrs, [inferred[i] for i in inputs])
         except GraphError as exc:
-            raise GraphError(f"node {name!r}: {exc}") from None
+            raise type(exc)(f"node {name!r}: {exc}") from None
         stored = g.nodes[name]["shape"]
         if stored is not None and tuple(stored) != tuple(shape):
             raise GraphError(f"node {name!r} stores shape {tuple(stored)} but its inputs give {tuple(shape)}")

@@ -26,7 +26,7 @@ import zlib
 
 import numpy as np
 
-from mgcompile.errors import SpecError
+from mgcompile.errors import NothingConverted, SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion, replace_node
 from mgcompile.passes.expand_steps import bottleneck_inner_groups
@@ -180,3 +180,30 @@ def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, le
         else:
             y = step(j, [z[j], corr])
     return y, nnz
+
+
+def reasons_summary(rows: list[tuple[str, str]], limit: int = 3) -> str:
+    """``(step, reason)`` pairs grouped by reason: ``16 steps: width 64 < θ=128 (stage1.block0, ...)``."""
+    groups: dict[str, list[str]] = {}
+    for step, reason in rows:
+        groups.setdefault(reason, []).append(step)
+    parts = []
+    for reason, steps in groups.items():
+        names = ", ".join(steps[:limit]) + (", ..." if len(steps) > limit else "")
+        parts.append(f"{len(steps)} step{'s' if len(steps) != 1 else ''}: {reason} ({names})")
+    return "; ".join(parts) or "the network has no residual step"
+
+
+def require_cycles(graph: Graph, what: str) -> Graph:
+    """Raise :class:`NothingConverted` when an MG graph has no cycle: an MG name must never hold the base network."""
+    if not graph.meta_graph.get("multigrid"):
+        return graph
+    steps = graph.meta_graph.get("steps", {})
+    if any(info.get("status") == "cycle" for info in steps.values()):
+        return graph
+    rows = [(name, info.get("reason", info.get("status", "?"))) for name, info in steps.items()]
+    mg = graph.meta_graph["multigrid"]
+    raise NothingConverted(
+        f"no residual step of {what} became an MG cycle at group size {mg['group_size']}, θ={mg['theta']} "
+        f"({reasons_summary(rows)}); lower --coarsest/--group-size or drop the exclusions",
+        {"steps": steps, "multigrid": mg})

@@ -31,7 +31,7 @@ def run_passes(graph: Graph, passes: Sequence[Pass] = LOWERING, *, check: bool =
                 verify(graph)
         except GraphError as exc:
             after = f" (after {', '.join(done)})" if done else ""
-            raise GraphError(f"pass {name}{after}: {exc}") from None
+            raise type(exc)(f"pass {name}{after}: {exc}") from None
         done.append(name)
         if os.environ.get("MGCOMPILE_DUMP_IR"):
             print(f"# --- after {name} ---\n{graph.format()}")

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mgcompile.errors import MGCompileError
+from mgcompile.progress import logger
 from mgcompile.train.cifar import read_cifar
 from mgcompile.train.idx import read_idx
 from mgcompile.train.transforms import AUGMENTATIONS, augment, center_crop_resize, resize, sample_rng
@@ -178,8 +179,14 @@ class ImageSet(Dataset):
         else:
             from torchvision.transforms.functional import pil_to_tensor
 
-            pil, label = self.folder[int(self.indices[i])]
-            image = pil_to_tensor(pil.convert("RGB")).float() / 255.0
+            index = int(self.indices[i])
+            try:
+                pil, label = self.folder[index]
+                image = pil_to_tensor(pil.convert("RGB")).float() / 255.0
+            except Exception as exc:  # PIL raises many types for truncated or foreign files
+                path = self.folder.samples[index][0]
+                raise MGCompileError(f"image {path} cannot be read ({type(exc).__name__}); "
+                                     "remove or replace it") from None
         if self.train:
             image = augment(image, self.source.augmentation, self.size, sample_rng(self.seed, self.epoch, int(self.indices[i])))
         elif self.folder is not None:
@@ -201,6 +208,9 @@ def make_splits(source: Source, size: tuple[int, int], *, val_fraction: float = 
 
     ``limit_train`` keeps a fixed random subset of the training split (validation and test stay whole).
     """
+    if source.native_size is not None and tuple(source.native_size) != tuple(size):
+        h, w = source.native_size
+        logger.warning(f"note: resizing {source.name} images from {h}x{w} to {size[0]}x{size[1]}, the network's input size")
     n_train = len(source.train[1]) if source.in_memory else len(source.train)
     n_test = len(source.test[1]) if source.in_memory else len(source.test)
     order = np.random.default_rng(SPLIT_SEED + 1).permutation(n_train)

@@ -48,13 +48,30 @@ class Precision:
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; anything else is a one-line error."""
     from mgcompile.errors import MGCompileError
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MGCompileError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise MGCompileError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MGCompileError(f"--device {name} was asked for but no CUDA device is available; use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise MGCompileError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                                 f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+def flush_denormals(device: torch.device) -> None:
+    """On CPU, flush denormal floats to zero: tiny gradients and BN statistics otherwise make steps 20-80x slower."""
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
 
 
 def pick_precision(device: torch.device, amp: bool) -> Precision:
@@ -116,9 +133,8 @@ def train_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Opti
         now = time.perf_counter()
         state.seconds, start = state.seconds + now - start, now
         if progress is not None:
-            progress.update(1)
-            progress.set_postfix(loss=f"{state.loss_sum / state.seen:.3f}", acc=f"{state.correct / state.seen:.3f}",
-                                 img_s=f"{state.seen / max(state.seconds, 1e-9):.0f}")
+            progress.update(1, loss=f"{state.loss_sum / state.seen:.3f}", acc=f"{state.correct / state.seen:.3f}",
+                            img_s=f"{state.seen / max(state.seconds, 1e-9):.0f}")
         after_step(state)
     return False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from mgcompile.atomic import atomic_path
+from mgcompile.figures import save_figure
 from mgcompile.errors import MGCompileError
 
 
@@ -38,9 +38,4 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | Path, title: str 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(target) as tmp:
-        try:
-            fig.savefig(tmp, format="png", dpi=120)
-        finally:
-            plt.close(fig)
-    return target
+    return save_figure(fig, target, dpi=120)

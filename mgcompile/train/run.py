@@ -21,12 +21,14 @@ from torch import nn
 
 from mgcompile.atomic import atomic_write_json
 from mgcompile.errors import MGCompileError
+from mgcompile.progress import Progress
+from mgcompile.provenance import TRAIN_FILES, claim_folder
 from mgcompile.train import distributed as D
 from mgcompile.train.checkpoint import (CHECKPOINT_FILE, capture_rng, check_same_network, read_checkpoint,
                                         restore_rng, save_checkpoint)
 from mgcompile.train.data import Source, load_source, make_splits
-from mgcompile.train.loop import (EpochState, NonFiniteLoss, evaluate, make_loader, pick_device, pick_precision,
-                                  train_epoch)
+from mgcompile.train.loop import (EpochState, NonFiniteLoss, evaluate, flush_denormals, make_loader, pick_device,
+                                  pick_precision, train_epoch)
 from mgcompile.train.metrics import write_metrics
 from mgcompile.train.recipe import Recipe, load_recipe
 
@@ -69,17 +71,25 @@ def model_for_data(ref: str, source: Source, overrides: dict[str, Any]) -> "Reso
             raise MGCompileError(f"{source.name} has {value} {key.replace('_', ' ')} but the options ask for {given[key]}; drop the option")
     if is_saved_model(ref):
         resolved = resolve(ref, **given)
-        spec = resolved.spec
-        if spec is not None and (spec.in_channels, spec.num_classes) != (source.channels, source.num_classes):
-            raise MGCompileError(
-                f"{ref} was converted for {spec.in_channels} input channels and {spec.num_classes} classes, but {source.name} has "
-                f"{source.channels} and {source.num_classes}; convert again with --input-size {source.channels},H,W --num-classes {source.num_classes}"
-            )
+        check_fits(resolved.graph, source, ref)
         return resolved
     adapted = {"in_channels": source.channels, "num_classes": source.num_classes}
     if source.native_size is not None:
         adapted["input_size"] = source.native_size
     return resolve(ref, **{**adapted, **given})
+
+
+def check_fits(graph, source: Source, where: str) -> None:
+    """A saved network must take the data set's channels and predict its classes (one line naming both)."""
+    channels = graph.input_shape()[0]
+    (out,) = graph.nodes("output")
+    classes = graph.shape(out)[0]
+    if (channels, classes) != (source.channels, source.num_classes):
+        raise MGCompileError(
+            f"{where} takes {channels} input channel(s) and predicts {classes} classes, but {source.name} has "
+            f"{source.channels} and {source.num_classes}; convert again with --input-size {source.channels},H,W "
+            f"--num-classes {source.num_classes}, or pick the data set it was made for"
+        )
 
 
 def input_size_of(resolved: "Resolved") -> tuple[int, int]:
@@ -120,6 +130,7 @@ def train(ref: str, data: str, *, recipe_file: str | None = None, recipe_overrid
           fault: Fault | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train REF on DATA; returns the results (also written to RUN_DIR/results.json)."""
     dev = pick_device(device)
+    flush_denormals(dev)
     ctx = D.setup(distributed, dev.type)
     if ctx.enabled and dev.type == "cuda":
         dev = torch.device("cuda", ctx.local_rank)
@@ -135,8 +146,37 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
     resolved = model_for_data(ref, source, overrides)
     spec_dict = resolved.spec.to_dict() if resolved.spec is not None else None
     graph_dict = resolved.graph.to_dict()
-    run_dir = Path(out) if out else default_run_dir(resolved, data)
+    # a resumed run replaces its checkpoint, which read_checkpoint vets (and refuses if corrupt or foreign)
+    owned = tuple(n for n in TRAIN_FILES if not (resume and n == CHECKPOINT_FILE))
+    run_dir = claim_folder(Path(out) if out else default_run_dir(resolved, data), owned)
     ckpt_path = run_dir / CHECKPOINT_FILE
+    created = not run_dir.exists()
+    before = {n for n in TRAIN_FILES if (run_dir / n).exists()}
+    saved: dict[str, Any] = {"epoch": None}
+    try:
+        return _run(resolved, source, data, data_dir, recipe_file, recipe_overrides, run_dir, ckpt_path, dev, resume,
+                    ctx, spec_dict, graph_dict, plot, fault, log, saved)
+    except BaseException:
+        if not resume and saved["epoch"] is None and ctx.is_main:
+            _remove_unfinished(run_dir, created, before)
+        raise
+
+
+def _remove_unfinished(run_dir: Path, created: bool, before: set[str]) -> None:
+    """A run that failed before its first checkpoint leaves nothing behind: the files it created are removed."""
+    for name in TRAIN_FILES:
+        if name not in before:
+            (run_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
+
+
+def _run(resolved, source, data, data_dir, recipe_file, recipe_overrides, run_dir, ckpt_path, dev, resume, ctx,
+         spec_dict, graph_dict, plot, fault, log, saved):
+    ref = resolved.ref
 
     ckpt: dict[str, Any] | None = None
     if resume:
@@ -193,10 +233,10 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
         f"{len(splits.train)} train / {len(splits.val) if splits.val else 0} val / {len(splits.test)} test, "
         f"device {dev}, {ctx.world_size} process(es), run dir {run_dir}")
 
-    saved: dict[str, Any] = {"epoch": start_epoch if ckpt is not None else None}
+    if ckpt is not None:
+        saved["epoch"] = start_epoch
 
     def checkpoint(epoch: int, st: EpochState) -> None:
-        saved["epoch"] = epoch
         if ctx.is_main:
             save_checkpoint(ckpt_path, {
                 "spec": spec_dict, "graph": graph_dict, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -204,6 +244,8 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
                 "epoch": epoch, "epoch_state": st.to_dict(), "history": history, "recipe": recipe.to_dict(),
                 "data": data, "world_size": ctx.world_size,
             })
+        saved["epoch"] = epoch  # only once it is on disk: a failed first save leaves nothing behind
+        if ctx.is_main:
             write_metrics(run_dir, history)
         D.barrier(ctx)
 
@@ -244,8 +286,8 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
             if rng is not None:
                 restore_rng(rng)
                 rng = None
-            progress = _progress(ctx, math.ceil(sampler.num_samples / recipe.batch_size), state.batches,
-                                 f"epoch {epoch + 1}/{recipe.epochs}")
+            progress = Progress(math.ceil(sampler.num_samples / recipe.batch_size), f"epoch {epoch + 1}/{recipe.epochs}",
+                                "batches", initial=state.batches) if ctx.is_main else None
             try:
                 early = train_epoch(train_model, batches, optimizer, scaler, dev, precision, recipe.channels_last, state,
                                     should_stop, any_nonfinite, after_step, recipe.label_smoothing, progress)
@@ -295,14 +337,6 @@ def _train(ref, data, recipe_file, recipe_overrides, data_dir, out, dev, resume,
         log(f"test top-1 {test['top1']:.4f}  top-5 {test['top5']:.4f}  ({test['n']} images); wrote {run_dir}/model.pt")
     D.barrier(ctx)
     return results
-
-
-def _progress(ctx: D.Context, total: int, initial: int, desc: str):
-    if not ctx.is_main or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 
 def _format_row(row: dict[str, Any], epochs: int) -> str:

@@ -19,7 +19,7 @@ STABLE = {"params", "macs", "input_size", "base"}
 def test_json_has_the_stable_keys_and_flops_doubles(run):
     res = run("audit", "mg_resnet34_g32c64", "--json", "--unit", "flops", "--batch-size", "2")
     assert res.exit_code == 0, res.output
-    a = json.loads(res.output)
+    a = json.loads(res.stdout)
     assert STABLE <= set(a)
     assert a["input_size"] == [3, 224, 224]
     assert a["params"] == 5_041_512 and a["base"]["params"] == 21_797_672
@@ -35,7 +35,7 @@ def test_csv_columns_are_the_json_names(run):
     assert {"params", "macs", "input_size", "base.params", "base.macs", "ratio.params"} <= set(rows[0])
     total = rows[-1]
     assert total["name"] == "total"
-    a = json.loads(run("audit", "mg_resnet34_g32c64", "--json").output)
+    a = json.loads(run("audit", "mg_resnet34_g32c64", "--json").stdout)
     assert int(total["params"]) == a["params"] and int(total["base.params"]) == a["base"]["params"]
     stages = [r for r in rows if r["scope"] == "stage"]
     assert sum(int(r["params"]) for r in stages) == a["params"]
@@ -75,7 +75,7 @@ def test_sweep_cli_json_csv_and_plot(run, tmp_path):
     png = tmp_path / "s.png"
     res = run("audit", "mg_resnet34_g32c64", "--sweep-width", "1,2,4,8", "--json", "--plot", str(png))
     assert res.exit_code == 0, res.output
-    sw = json.loads(res.output)
+    sw = json.loads(res.stdout)
     assert sw["exponents"]["params"] < 1.3 and 1.9 <= sw["exponents"]["base"]["params"] <= 2.1
     assert png.read_bytes()[:4] == b"\x89PNG"
     res = run("audit", "resnet34", "--sweep-width", "32-64-128-256,64-128-256-512,128-256-512-1024,256-512-1024-2048",
@@ -86,7 +86,7 @@ def test_sweep_cli_json_csv_and_plot(run, tmp_path):
 
 
 def test_paper_table_json_and_csv(run):
-    rows = json.loads(run("audit", "--paper", "--json").output)
+    rows = json.loads(run("audit", "--paper", "--json").stdout)
     assert len(rows) == len([n for n in list_spec_files() if n.startswith("paper/")]) >= 24
     assert all({"params", "paper_params_m", "gap_pct"} <= set(r) for r in rows)
     ok = [r for r in rows if r["consistent"]]
@@ -130,7 +130,9 @@ def test_graph_block_picture_is_written(run, tmp_path, suffix):
                       "grouped step", "full step"):
             assert label in text, label
         if suffix == ".dot":
-            assert text.startswith("digraph") and text.count("rank=same") == 4 and "->" in text
+            mark, body = text.split("\n", 1)
+            assert mark.startswith("// written by mgcompile")  # provenance: a re-run may replace it
+            assert body.startswith("digraph") and text.count("rank=same") == 4 and "->" in text
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 

@@ -25,7 +25,7 @@ def test_convert_writes_the_output_folder_and_counts_match_the_module(run, tmp_p
 def test_audit_json_has_stable_keys_and_equals_module_numel(run):
     res = run("audit", "resnet34", "--group-size", "32", "--json")
     assert res.exit_code == 0, res.output
-    data = json.loads(res.output)
+    data = json.loads(res.stdout)
     for key in ("params", "macs", "input_size", "base"):
         assert key in data
     assert data["input_size"] == [3, 224, 224]
@@ -37,14 +37,14 @@ def test_audit_json_has_stable_keys_and_equals_module_numel(run):
 def test_audit_of_a_converted_folder_and_a_spec_file(run, tmp_path):
     out = tmp_path / "m"
     assert run("convert", "mg_cifar_resnet_g8c16", "-o", str(out)).exit_code == 0
-    a = json.loads(run("audit", str(out), "--json").output)
-    b = json.loads(run("audit", str(out / "spec.yaml"), "--json").output)
+    a = json.loads(run("audit", str(out), "--json").stdout)
+    b = json.loads(run("audit", str(out / "spec.yaml"), "--json").stdout)
     assert a["params"] == b["params"] > 0
 
 
 def test_list_shows_registry_and_paper_specs(run):
     res = run("list", "--json")
-    data = json.loads(res.output)
+    data = json.loads(res.stdout)
     assert "resnet34" in data["models"] and "cifar_resnet" in data["models"]
     assert "paper/t2_resnet34" in data["specs"]
 
@@ -101,13 +101,13 @@ def test_usage_errors_are_one_line(run, args):
     assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
 
 
-def test_convert_refuses_to_replace_a_foreign_folder(run, tmp_path):
+def test_convert_into_a_folder_of_foreign_files_keeps_them(run, tmp_path):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "important.txt").write_text("keep me")
     res = run("convert", "cifar_resnet", "-g", "8", "--channels", "16,32", "--blocks", "1,1", "-o", str(victim))
-    assert res.exit_code == 2 and "not a folder written by `mgcompile convert`" in res.output
-    assert (victim / "important.txt").read_text() == "keep me"
+    assert res.exit_code == 0, res.output
+    assert (victim / "important.txt").read_text() == "keep me" and (victim / "model.pt").is_file()
 
 
 def test_output_under_a_file_is_a_one_line_error(run, tmp_path):
@@ -153,10 +153,10 @@ def test_min_channels_and_ignored_layers_select_steps_on_the_spec_route(run, tmp
 
 def test_paper_row_is_matched_on_the_real_architecture(run):
     matched = json.loads(run("audit", "cifar_resnet", "--channels", "64,128,256,512", "--blocks", "3,5,7,4",
-                             "--num-classes", "100", "-g", "32", "-c", "64", "--json").output)
+                             "--num-classes", "100", "-g", "32", "-c", "64", "--json").stdout)
     assert matched["paper"]["spec"] == "t1_c100_mg_64-512_g32c64" and abs(matched["paper"]["gap_pct"]) < 3
     narrowed = json.loads(run("audit", "cifar_resnet", "-g", "8", "--channels", "16,32", "--blocks", "1,1",
-                              "--json").output)
+                              "--json").stdout)
     assert "paper" not in narrowed
 
 

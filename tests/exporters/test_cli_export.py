@@ -42,7 +42,7 @@ def test_export_pt2_json_report(tmp_path):
     out = tmp_path / "m.pt2"
     result = _invoke("export", *TINY, "--format", "pt2", "-o", str(out), "--json")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output[result.output.index("{"):])
+    report = json.loads(result.stdout)
     assert report["format"] == "pt2" and report["verification"]["ok"]
     assert torch.export.load(str(out)).module()(torch.randn(2, 3, 16, 16)).shape == (2, 10)
 
@@ -95,7 +95,7 @@ def test_run_times_model_and_saves_portable_optimized(tmp_path):
     result = _invoke("run", str(tmp_path / "m.onnx"), "-b", "3", "--repeat", "2", "--warmup", "1",
                      "--save-optimized", str(tmp_path / "m.ort.onnx"), "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output[result.output.index("{"):])
+    data = json.loads(result.stdout)
     assert data["input_shape"] == [3, 3, 16, 16] and data["median_ms"] > 0
     assert "CPUExecutionProvider" in data["providers"]
     assert (tmp_path / "m.ort.onnx").stat().st_size > 0

@@ -28,7 +28,7 @@ RESUME_RUN = [*TINY, "--data", "digits", "--epochs", "2", "--batch-size", "64", 
 @pytest.fixture(scope="module")
 def launcher(tmp_path_factory) -> Path:
     script = tmp_path_factory.mktemp("bin") / "mgcompile_main.py"
-    script.write_text("from mgcompile.cli import main\nmain()\n")
+    script.write_text("from mgcompile.__main__ import main\nmain()\n")
     return script
 
 
@@ -111,7 +111,7 @@ def test_digits_three_epochs_reach_80_percent_then_eval_and_report(launcher, tmp
     # eval re-scores the saved model on the same held-out split: same number
     out = CliRunner().invoke(main, ["eval", str(run), "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["top1"] == pytest.approx(results["test_top1"], abs=1e-9)
+    assert json.loads(out.stdout)["top1"] == pytest.approx(results["test_top1"], abs=1e-9)
     png = tmp_path / "curves.png"
     assert CliRunner().invoke(main, ["report", str(run), "-o", str(png)]).exit_code == 0 and png.stat().st_size > 1000
     # the run folder is a model folder for everything that takes a REF
@@ -159,7 +159,7 @@ def test_bad_input_is_one_line_exit_2(reference, tmp_path):
 
     converted = tmp_path / "converted"
     assert CliRunner().invoke(main, ["convert", *TINY, "-o", str(converted)]).exit_code == 0
-    assert "was converted for 3 input channels and 10 classes, but digits has 1 and 10" in invoke(
+    assert "takes 3 input channel(s) and predicts 10 classes, but digits has 1 and 10" in invoke(
         "train", str(converted), "--data", "digits", "--out", str(tmp_path / "c"))
 
     run = tmp_path / "run"
