@@ -112,7 +112,7 @@ def check_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
                                      f"finite differences {', '.join(f'{t:.6g}' for t in tried)}")
 
     m.train()
-    losses = [float(value)]
+    losses = [float(value.detach())]
     for step in range(steps):
         if step:
             value = loss()
@@ -125,7 +125,7 @@ def check_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
                 for p, p0, g in zip(params, start, grads):
                     p.copy_(p0 - lr * g)
                 trial = float(loss())
-                if trial <= float(value) - ARMIJO_C * lr * g2:
+                if trial <= float(value.detach()) - ARMIJO_C * lr * g2:
                     new = trial
                     break
                 lr /= 2

@@ -23,10 +23,9 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
             as_json: bool) -> None:
     """Convert BASE into its MG version.
 
-    BASE is a registry or spec name, a spec file, a torchvision model name
-    (resnet18/34/50/101/152, wide_resnet50_2, resnext50_32x4d, mobilenet_v2,
-    mobilenet_v3_small/large; torchvision:NAME forces converting torchvision's module
-    rather than building the registry spec of the same name), or module:callable
+    BASE is a registry or spec name, a spec file, a torchvision classification model
+    name (any in torchvision.models.list_models(); torchvision:NAME forces converting
+    torchvision's module rather than building the registry spec of the same name), or module:callable
     returning an nn.Module. Writes spec.yaml (spec routes), graph.json (the IR),
     model.pt (IR + weights; reload with mgcompile.load(DIR)), audit.json and, for
     converted modules, conversion.json. Only these files are replaced in an existing
