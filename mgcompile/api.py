@@ -13,7 +13,7 @@ from torch import nn
 from mgcompile import __version__
 from mgcompile.atomic import atomic_path
 from mgcompile.errors import InputTooSmall, MGCompileError, first_line
-from mgcompile.frontends import graph_from_spec
+from mgcompile.models import graph_from_spec
 from mgcompile.ir.graph import Graph
 from mgcompile.passes.expand_multigrid_cycles import require_cycles
 from mgcompile.passes.pipeline import run_passes

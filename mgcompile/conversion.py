@@ -32,15 +32,18 @@ from mgcompile.frontends.torch_import import import_module
 from mgcompile.ir.graph import Graph
 from mgcompile.progress import stage
 from mgcompile.passes.count import count
-from mgcompile.passes.expand_multigrid_cycles import cycle_problem, reasons_summary
+from mgcompile.multigrid import MGParams
+from mgcompile.passes.expand_multigrid_cycles import plan_cycle, reasons_summary
 from mgcompile.passes.pipeline import run_passes
-from mgcompile.spec import CYCLES, TRANSFERS, TRANSITIONS, mg_levels, skip_reason
+from mgcompile.spec import skip_reason
+from mgcompile.steps import STEP_KINDS, remake
 
 _WEIGHTED = ("conv", "batchnorm", "linear")
 
 
 def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, cycle: str = "multiplicative",
             transfer: str = "sparse", transfer_nnz: int | None = None, transition: str = "paper",
+            uneven_groups: str | None = None,
             width_mult: float | None = None, ignored_layers: Iterable[str] = (), min_channels: int = 0,
             example_input: torch.Tensor | None = None, seed: int = 0, name: str | None = None,
             paper_width_mult: float = 1.0) -> nn.Module:
@@ -53,7 +56,10 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     ``ignored_layers`` are fnmatch patterns of block names (``layer4.*``) never converted.
     ``name`` (default: the class name) and ``paper_width_mult`` find the paper row to report against.
     """
-    mg = _mg_params(group_size, coarsest, cycle, transfer, transfer_nnz, transition, seed)
+    params = MGParams(group_size=group_size, coarsest=coarsest, transfer_nnz=transfer_nnz, cycle=cycle,
+                      transfer=transfer, transition=transition, uneven_groups=uneven_groups, seed=seed,
+                      only_profitable=True)  # an existing network never gets a step that costs more
+    mg = params.to_meta()
     if width_mult not in (None, 1, 1.0):
         raise MGCompileError("width_mult cannot rescale an existing module's trained layers; build the base network "
                              "at the width you want (e.g. torchvision.models.mobilenet_v2(width_mult=1.4)) and convert it")
@@ -73,7 +79,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
         row = {"block": block.name, "kind": block.kind, "in_channels": block.in_channels,
                "out_channels": block.out_channels, "stride": block.stride, "modules": block.replaced}
         rows.append(row)
-        status, reason, after = _decide(block, mg, patterns, min_channels)
+        status, reason, after = _decide(block, params, patterns, min_channels)
         row.update(status=status, reason=reason)
         if status in ("converted", "transition"):
             outputs[block.output] = collapse(graph, block, meta={"stage": _stage(block.name)})
@@ -105,52 +111,32 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     return attach(lowered, expanded, None)
 
 
-def _mg_params(group_size: int, coarsest: int | None, cycle: str, transfer: str, nnz: int | None,
-               transition: str, seed: int) -> dict[str, Any]:
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise MGCompileError(f"group_size must be a positive integer (channels per group), got {group_size!r}")
-    theta = coarsest if coarsest is not None else 2 * group_size
-    if isinstance(theta, bool) or not isinstance(theta, int) or theta < 2:
-        raise MGCompileError(f"coarsest (θ) must be an integer >= 2, got {coarsest!r}")
-    for field, value, allowed in (("cycle", cycle, CYCLES), ("transfer", transfer, TRANSFERS),
-                                  ("transition", transition, TRANSITIONS)):
-        if value not in allowed:
-            raise MGCompileError(f"{field} is {value!r}; allowed values: {', '.join(allowed)}")
-    return {"group_size": group_size, "theta": theta, "cycle": cycle, "transfer": transfer,
-            "nnz": nnz if nnz is not None else group_size, "transition": transition, "seed": seed}
-
-
 def _stage(block: str) -> str:
     return block.rsplit(".", 1)[0] if "." in block else block
 
 
-def _step_attrs(block: BlockMatch) -> dict[str, Any]:
-    """The constant-width step a block's cycle would run on every level."""
-    return {"kind": block.kind, "out_channels": block.out_channels, "mid_channels": block.mid_channels,
-            "mid_groups": block.mid_groups}
-
-
-def _decide(block: BlockMatch, mg: dict, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
-    """(status, reason, skip reason for the step after a transition)."""
+def _decide(block: BlockMatch, mg: MGParams, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
+    """(status, reason, skip reason for the step after a transition); :func:`plan_cycle` decides the cycles."""
     excluded = skip_reason(block.name, block.out_channels, patterns, min_channels)
-    doubling = block.kind == "basic" and block.stride == 2 and block.out_channels == 2 * block.in_channels
+    step = block.step()
+    doubling = STEP_KINDS[block.kind].transition and block.stride == 2 and block.out_channels == 2 * block.in_channels
     if not block.constant_width:
-        if not doubling or mg["transition"] == "keep":
+        if not doubling or mg.transition == "keep":
             why = "transition=keep" if doubling else "channel-changing step (no MG transition for it)"
             return "kept", f"{why}: original layers and weights kept", None
         if excluded:
             return "kept", excluded, None
-        problem = cycle_problem(_step_attrs(block), mg)
-        after = problem if problem and "already coarse" not in problem else None
-        return "transition", f"MG {mg['transition']} transition {block.in_channels}->{block.out_channels}", after
+        plan = plan_cycle(remake(step, in_channels=block.out_channels, stride=1), mg, block.name, mg.uneven_groups)
+        after = plan.reason if plan.status in ("problem", "kept") else None
+        return "transition", f"MG {mg.transition} transition {block.in_channels}->{block.out_channels}", after
     if excluded:
         return "skipped", excluded, None
-    problem = cycle_problem(_step_attrs(block), mg)
-    if problem:
-        return "skipped", problem, None
-    levels = mg_levels(block.out_channels, mg["theta"])
-    assert levels is not None
-    return "converted", f"MG {mg['cycle']} cycle, fine levels {levels[0]}, coarsest {levels[1]}", None
+    plan = plan_cycle(step, mg, block.name, mg.uneven_groups)
+    if plan.status == "kept":
+        return "kept", f"{plan.reason}; original layers and weights kept", None
+    if plan.status != "cycle":
+        return "skipped", plan.reason, None
+    return "converted", f"MG {mg.cycle} cycle, fine levels {plan.fine}, coarsest {plan.coarsest}", None
 
 
 def _copy_kept_weights(graph: Graph, original: nn.Module, lowered: nn.Module) -> list[str]:

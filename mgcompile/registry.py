@@ -12,43 +12,22 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mgcompile.errors import MGCompileError
+from mgcompile.models import MODELS as _MODELS
+from mgcompile.models import family_of
+from mgcompile.models import ModelEntry, register_model  # noqa: F401  (the public names)
 from mgcompile.spec import Spec
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    make: Callable[[], Spec]
-    description: str
-
-
-_MODELS: dict[str, ModelEntry] = {}
 
 MG_NAME = re.compile(r"^mg_(?P<base>[a-z0-9_]+?)_g(?P<g>\d+)c(?P<c>\d+)(?P<suffix>(?:_[a-z]+)*)$")
 _SUFFIXES = {"_add": {"cycle": "additive"}, "_grouped": {"transfer": "grouped"}, "_dw": {"transition": "dw_stride"},
              "_keep": {"transition": "keep"}, "_pre": {"activation": "pre"}}
 
 
-def register_model(name: str, description: str) -> Callable[[Callable[[], Spec]], Callable[[], Spec]]:
-    def deco(fn: Callable[[], Spec]) -> Callable[[], Spec]:
-        _MODELS[name] = ModelEntry(name, fn, description)
-        return fn
-
-    return deco
-
-
-def _load_families() -> None:
-    import mgcompile.models  # noqa: F401  (registers the model families)
-
-
 def list_models() -> list[ModelEntry]:
-    _load_families()
     return sorted(_MODELS.values(), key=lambda e: e.name)
 
 
@@ -64,7 +43,6 @@ def list_spec_files() -> list[str]:
 
 def model_spec(name: str, **overrides: Any) -> Spec:
     """Resolve a registry name, MG name or shipped spec name to a Spec, then apply ``overrides``."""
-    _load_families()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if name in _MODELS:
         spec = _MODELS[name].make()
@@ -82,4 +60,6 @@ def model_spec(name: str, **overrides: Any) -> Spec:
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise MGCompileError(f"unknown model {name!r}; {hint}run `mgcompile list` for registry names and spec files")
-    return spec.replace(**overrides) if overrides else spec
+    spec = spec.replace(**overrides) if overrides else spec
+    family_of(spec)  # the family's own checks (block, stages, divisibility), named by field
+    return spec

@@ -26,17 +26,13 @@ from typing import Any, Mapping
 import yaml
 
 from mgcompile.errors import SpecError, first_line
+from mgcompile.multigrid import CYCLES, TRANSFERS, TRANSITIONS, UNEVEN_GROUPS, MGParams  # noqa: F401 (re-exported)
 
-SPEC_FORMAT_VERSION = 1
+SPEC_FORMAT_VERSION = 2  # 2 added `variant` and `only_profitable`; version-1 files read unchanged
+READABLE_VERSIONS = (1, 2)
 
-ARCHS = ("resnet", "mobilenet_v2")
-BLOCKS = ("basic", "bottleneck", "inverted")
 STEMS = ("cifar", "imagenet")
-CYCLES = ("multiplicative", "additive")
-TRANSFERS = ("sparse", "grouped")
-TRANSITIONS = ("paper", "dw_stride", "keep")
 ACTIVATIONS = ("post", "pre")
-UNEVEN_GROUPS = ("error", "floor")
 
 
 @dataclass(frozen=True)
@@ -55,6 +51,7 @@ class Spec:
     """A base network (``group_size is None``) or its multigrid-in-channels version."""
 
     arch: str = "resnet"
+    variant: str | None = None
     block: str = "basic"
     channels: tuple[int, ...] = (64, 128, 256, 512)
     blocks: tuple[int, ...] = (3, 4, 6, 3)
@@ -74,6 +71,7 @@ class Spec:
     uneven_groups: str | None = None
     ignored_layers: tuple[str, ...] = ()
     min_channels: int = 0
+    only_profitable: bool = False
     seed: int = 0
     name: str | None = None
     paper: PaperRow | None = None
@@ -88,29 +86,23 @@ class Spec:
         return self.group_size is not None
 
     @property
-    def theta(self) -> int | None:
-        """The level threshold θ (``coarsest``), defaulted to 2·s_g."""
+    def mg(self) -> MGParams | None:
+        """The MG parameters as their one validated record (``None``: the base network)."""
         if self.group_size is None:
             return None
-        return self.coarsest if self.coarsest is not None else 2 * self.group_size
+        return MGParams(group_size=self.group_size, coarsest=self.coarsest, transfer_nnz=self.transfer_nnz,
+                        cycle=self.cycle, transfer=self.transfer, transition=self.transition,
+                        uneven_groups=self.uneven_groups, seed=self.seed, only_profitable=self.only_profitable)
+
+    @property
+    def theta(self) -> int | None:
+        """The level threshold θ (``coarsest``), defaulted to 2·s_g."""
+        return None if self.mg is None else self.mg.theta
 
     @property
     def nnz(self) -> int | None:
         """Requested nonzeros per row of the sparse P (before per-level clamping)."""
-        if self.group_size is None:
-            return None
-        return self.transfer_nnz if self.transfer_nnz is not None else self.group_size
-
-    @property
-    def uneven_policy(self) -> str:
-        """What a fine level that s_g does not divide gets (see :func:`level_groups`).
-
-        ``error`` for ResNets (a spec must name widths s_g divides); ``floor`` for
-        MobileNetV2, whose 160-wide blocks have an 80-wide level that s_g = 32 does not
-        divide: the paper's Table 2 counts (and public reconstructions) only fit
-        ⌊80/32⌋ = 2 groups of 40 there.
-        """
-        return self.uneven_groups or default_uneven_policy(self.block)
+        return None if self.mg is None else self.mg.nnz
 
     @property
     def stage_channels(self) -> tuple[int, ...]:
@@ -126,7 +118,7 @@ class Spec:
     def base(self) -> "Spec":
         """The same network without multigrid (the comparison baseline)."""
         return self.replace(group_size=None, coarsest=None, transfer_nnz=None, paper=None, ignored_layers=(),
-                            min_channels=0, uneven_groups=None)
+                            min_channels=0, uneven_groups=None, only_profitable=False)
 
     def replace(self, **changes: Any) -> "Spec":
         return dataclasses.replace(self, **changes)
@@ -220,11 +212,6 @@ def mg_levels(width: int, theta: int) -> tuple[list[int], int] | None:
     return fine, w
 
 
-def default_uneven_policy(kind: str) -> str:
-    """Inverted residuals (MobileNetV2) floor uneven levels; ResNet steps reject them."""
-    return "floor" if kind == "inverted" else "error"
-
-
 def level_groups(width: int, group_size: int, uneven: str = "error") -> int:
     """Groups of a fine-level step at ``width``: C_j / s_g, one group when C_j <= s_g.
 
@@ -291,27 +278,21 @@ def _positive_int(spec: Spec, name: str, *, optional: bool = False) -> None:
 
 
 def _validate(spec: Spec) -> None:
-    if spec.version != SPEC_FORMAT_VERSION:
-        raise SpecError(f"field 'version' is {spec.version!r}; this mgcompile reads spec format {SPEC_FORMAT_VERSION}")
-    _choice(spec, "arch", ARCHS)
-    _choice(spec, "block", BLOCKS)
+    """Checks every spec passes whatever its family (the family checks the rest, see ``models.validate``)."""
+    if spec.version not in READABLE_VERSIONS:
+        raise SpecError(f"field 'version' is {spec.version!r}; this mgcompile reads spec formats "
+                        f"{', '.join(map(str, READABLE_VERSIONS))}")
+    if not isinstance(spec.arch, str) or (spec.variant is not None and not isinstance(spec.variant, str)):
+        raise SpecError(f"fields 'arch'/'variant' must be names, got {spec.arch!r}/{spec.variant!r}")
     _choice(spec, "stem", STEMS)
-    _choice(spec, "cycle", CYCLES)
-    _choice(spec, "transfer", TRANSFERS)
-    _choice(spec, "transition", TRANSITIONS)
     _choice(spec, "activation", ACTIVATIONS)
-    if spec.uneven_groups is not None:
-        _choice(spec, "uneven_groups", UNEVEN_GROUPS)
     for name in ("in_channels", "num_classes"):
         _positive_int(spec, name)
-    for name in ("group_size", "coarsest", "transfer_nnz", "stem_channels"):
-        _positive_int(spec, name, optional=True)
+    _positive_int(spec, "stem_channels", optional=True)
     if not isinstance(spec.ignored_layers, tuple) or not all(isinstance(p, str) for p in spec.ignored_layers):
         raise SpecError(f"field 'ignored_layers' must be a list of name patterns, got {spec.ignored_layers!r}")
     if isinstance(spec.min_channels, bool) or not isinstance(spec.min_channels, int) or spec.min_channels < 0:
         raise SpecError(f"field 'min_channels' must be a non-negative integer, got {spec.min_channels!r}")
-    if not isinstance(spec.seed, int) or isinstance(spec.seed, bool):
-        raise SpecError(f"field 'seed' must be an integer, got {spec.seed!r}")
     if not isinstance(spec.width_mult, (int, float)) or isinstance(spec.width_mult, bool) or spec.width_mult <= 0:
         raise SpecError(f"field 'width_mult' must be a positive number, got {spec.width_mult!r}")
     if not spec.channels or any(c < 1 for c in spec.channels):
@@ -323,34 +304,37 @@ def _validate(spec: Spec) -> None:
         )
     if len(spec.input_size) != 2 or any(s < 1 for s in spec.input_size):
         raise SpecError(f"field 'input_size' must be H,W (two positive integers), got {list(spec.input_size)}")
-    if spec.arch == "resnet" and spec.block not in ("basic", "bottleneck"):
-        raise SpecError(f"field 'block' is {spec.block!r} for arch resnet; allowed values: basic, bottleneck")
-    if spec.arch == "mobilenet_v2" and spec.block != "inverted":
-        raise SpecError(f"field 'block' is {spec.block!r} for arch mobilenet_v2; allowed values: inverted")
     if spec.group_size is None:
-        if spec.ignored_layers or spec.min_channels:
-            raise SpecError("fields 'ignored_layers'/'min_channels' select steps for MG: they need 'group_size'")
+        if spec.ignored_layers or spec.min_channels or spec.only_profitable:
+            raise SpecError("fields 'ignored_layers'/'min_channels'/'only_profitable' select steps for MG: "
+                            "they need 'group_size'")
         for name in ("coarsest", "transfer_nnz"):
             if getattr(spec, name) is not None:
                 raise SpecError(f"field '{name}' needs 'group_size' (the MG group size); set group_size or drop {name}")
+        for name, allowed in (("cycle", CYCLES), ("transfer", TRANSFERS), ("transition", TRANSITIONS)):
+            _choice(spec, name, allowed)
+        if spec.uneven_groups is not None:
+            _choice(spec, "uneven_groups", UNEVEN_GROUPS)
+        if not isinstance(spec.seed, int) or isinstance(spec.seed, bool):
+            raise SpecError(f"field 'seed' must be an integer, got {spec.seed!r}")
         return
-    theta = spec.theta
-    assert theta is not None
-    if theta < 2:
-        raise SpecError(f"field 'coarsest' (θ) must be at least 2, got {theta}")
-    # Divisibility of every fine level, named precisely, so the error says where to look.
-    if spec.uneven_policy == "floor":
+    spec.mg  # noqa: B018  (MGParams validates every MG field)
+
+
+def check_stage_divisibility(spec: Spec, policy: str, widths: tuple[int, ...] | None = None) -> None:
+    """With ``policy`` error, name the stage and level whose width s_g does not divide (before any expansion)."""
+    if spec.mg is None or policy == "floor":
         return
-    for stage, width in enumerate(spec.stage_channels, start=1):
-        levels = mg_levels(width, theta)
+    for stage, width in enumerate(widths or spec.stage_channels, start=1):
+        levels = mg_levels(width, spec.mg.theta)
         if levels is None:
             continue
         for level, w in enumerate(levels[0]):
             try:
-                level_groups(w, spec.group_size)
+                level_groups(w, spec.mg.group_size)
             except SpecError:
                 raise SpecError(
-                    f"group_size {spec.group_size} does not divide the {w} channels of stage{stage} level{level}; "
+                    f"group_size {spec.mg.group_size} does not divide the {w} channels of stage{stage} level{level}; "
                     f"choose a group size that divides every fine width ({', '.join(map(str, levels[0]))}) "
                     "or set uneven_groups: floor"
                 ) from None

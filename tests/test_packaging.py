@@ -38,7 +38,7 @@ def test_ir_and_passes_compile_and_count_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from mgcompile.registry import model_spec; from mgcompile.frontends import graph_from_spec; "
+    code = ("import sys; from mgcompile.registry import model_spec; from mgcompile.models import graph_from_spec; "
             "from mgcompile.passes import count, run_passes; "
             "g = run_passes(graph_from_spec(model_spec('mg_resnet34_g32c64'))); "
             "assert count(g).params == 5_041_512; assert 'torch' not in sys.modules, 'the IR layer imported torch'")

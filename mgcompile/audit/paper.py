@@ -8,15 +8,16 @@ from typing import Any
 from mgcompile.api import expand
 from mgcompile.passes.count import count
 from mgcompile.registry import list_spec_files, model_spec
+from mgcompile.models import uneven_policy
 from mgcompile.spec import Spec
 
 
-_IDENTITY_FREE = ("name", "paper", "seed")
+_IDENTITY_FREE = ("name", "paper", "seed", "version")
 
 
 def _architecture(spec: Spec) -> dict[str, Any]:
     """The fields that decide a network's architecture (not its name, paper row or init seed)."""
-    d = spec.replace(uneven_groups=spec.uneven_policy).to_dict()
+    d = spec.replace(uneven_groups=uneven_policy(spec)).to_dict()
     for key in _IDENTITY_FREE:
         d.pop(key)
     d["stage_channels"], d["channels"], d["width_mult"] = list(spec.stage_channels), None, None

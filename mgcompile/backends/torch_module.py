@@ -18,6 +18,7 @@ from torch import nn
 
 from mgcompile.errors import GraphError
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.ops import opdef
 from mgcompile.spec import Spec
 
 
@@ -66,40 +67,104 @@ def positive_row_stochastic_(weight: torch.Tensor) -> torch.Tensor:
     return weight
 
 
-def _make_module(op: str, a: Mapping[str, Any]) -> nn.Module | None:
-    if op == "conv":
-        conv = nn.Conv2d(a["in_channels"], a["out_channels"], a["kernel"], a["stride"], a["padding"],
-                         groups=a["groups"], bias=a["bias"])
-        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-        return conv
-    if op == "batchnorm":
-        return nn.BatchNorm2d(a["channels"], eps=a["eps"], momentum=a["momentum"])
-    if op == "linear":
-        return nn.Linear(a["in_features"], a["out_features"], bias=a["bias"])
-    if op == "restrict":
-        return Restriction(a["in_channels"], a["out_channels"], a["groups"], a["permutation"])
-    if op == "prolong":
-        return Prolongation(a["in_channels"], a["out_channels"], a["groups"], a["permutation"])
-    if op == "dropout":
-        return nn.Dropout(a["p"])
-    return None
+class SqueezeExcite(nn.Module):
+    """Channel attention: x * gate(fc2(act(fc1(mean_hw(x))))); fc1/fc2 are 1x1 convs with bias (torchvision's names)."""
+
+    def __init__(self, channels: int, squeeze: int, activation: str, gate: str) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.activation = _ACTIVATIONS[activation]
+        self.gate = _ACTIVATIONS[gate]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.fc2(self.activation(self.fc1(s))))
 
 
-def _function(op: str, a: Mapping[str, Any]) -> tuple[Callable, tuple, dict]:
-    """(callable, extra args, kwargs) for parameter-free ops."""
-    if op == "relu":
-        return torch.relu, (), {}
-    if op == "relu6":
-        return F.relu6, (), {}
-    if op == "avgpool":
-        return F.avg_pool2d, (a["kernel"], a["stride"], a["padding"]), {}
-    if op == "maxpool":
-        return F.max_pool2d, (a["kernel"], a["stride"], a["padding"]), {}
-    if op == "global_avgpool":
-        return F.adaptive_avg_pool2d, (1,), {}
-    if op == "flatten":
-        return torch.flatten, (1,), {}
-    raise GraphError(f"op {op!r} has no PyTorch lowering")
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channels of every pixel (ConvNeXt's LayerNorm2d), on NCHW tensors."""
+
+    def __init__(self, channels: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """A learned per-channel scale, initialised to ``init`` (ConvNeXt's 1e-6)."""
+
+    def __init__(self, channels: int, init: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels, 1, 1), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gamma * x
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero the whole branch of a sample with probability p (rescaled); eval: identity."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0], 1, 1, 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+_ACTIVATIONS: dict[str, Callable] = {"relu": torch.relu, "relu6": F.relu6, "silu": F.silu, "gelu": F.gelu,
+                                     "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid, "sigmoid": torch.sigmoid}
+
+
+def _conv(a: Mapping[str, Any]) -> nn.Module:
+    conv = nn.Conv2d(a["in_channels"], a["out_channels"], a["kernel"], a["stride"], a["padding"],
+                     groups=a["groups"], bias=a["bias"])
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return conv
+
+
+#: lowering key -> a module built from the node's attributes (parametric and stateful ops)
+MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
+    "conv": _conv,
+    "batchnorm": lambda a: nn.BatchNorm2d(a["channels"], eps=a["eps"], momentum=a["momentum"]),
+    "layernorm": lambda a: ChannelLayerNorm(a["channels"], a["eps"]),
+    "squeeze_excite": lambda a: SqueezeExcite(a["channels"], a["squeeze"], a["activation"], a["gate"]),
+    "layer_scale": lambda a: LayerScale(a["channels"], a["init"]),
+    "drop_path": lambda a: DropPath(a["p"]),
+    "dropout": lambda a: nn.Dropout(a["p"]),
+    "linear": lambda a: nn.Linear(a["in_features"], a["out_features"], bias=a["bias"]),
+    "restrict": lambda a: Restriction(a["in_channels"], a["out_channels"], a["groups"], a["permutation"]),
+    "prolong": lambda a: Prolongation(a["in_channels"], a["out_channels"], a["groups"], a["permutation"]),
+}
+
+#: lowering key -> (callable, extra positional args) for parameter-free ops
+FUNCTIONS: dict[str, Callable[[Mapping[str, Any]], tuple[Callable, tuple]]] = {
+    **{key: (lambda fn: lambda a: (fn, ()))(fn) for key, fn in _ACTIVATIONS.items()},
+    "leaky_relu": lambda a: (F.leaky_relu, (a["negative_slope"],)),
+    "avgpool": lambda a: (F.avg_pool2d, (a["kernel"], a["stride"], a["padding"])),
+    "maxpool": lambda a: (F.max_pool2d, (a["kernel"], a["stride"], a["padding"])),
+    "global_avgpool": lambda a: (F.adaptive_avg_pool2d, (1,)),
+    "flatten": lambda a: (torch.flatten, (1,)),
+}
+
+#: lowering keys with their own code in :func:`lower_to_torch` (graph structure, not layers)
+STRUCTURAL = frozenset({"input", "output", "opaque", "add", "sub", "concat"})
+
+
+def implemented() -> frozenset[str]:
+    """Every lowering key this backend implements (a test compares it with ``ir.ops.LOWERINGS``)."""
+    return frozenset(MODULES) | frozenset(FUNCTIONS) | STRUCTURAL
 
 
 def _py(name: str) -> str:
@@ -132,29 +197,32 @@ def lower_to_torch(graph: Graph, *, opaque: Mapping[str, nn.Module] | None = Non
         torch.manual_seed(seed)
         for name in graph.nodes():
             op, a, args = graph.op(name), graph.attrs(name), [values[i] for i in graph.inputs(name)]
-            if op == "input":
+            key = opdef(op).lowering
+            if key == "input":
                 values[name] = fg.placeholder(_py(name))
-            elif op == "output":
+            elif key == "output":
                 fg.output(args[0])
-            elif op == "opaque":
+            elif key == "opaque":
                 if opaque is None or a["target"] not in opaque:
                     raise GraphError(f"opaque node {name!r} needs module {a['target']!r}, which was not supplied")
                 _install(root, name, opaque[a["target"]])
                 values[name] = fg.call_module(name, tuple(args))
-            elif (module := _make_module(op, a)) is not None:
-                _install(root, name, module)
+            elif key in MODULES:
+                _install(root, name, MODULES[key](a))
                 values[name] = fg.call_module(name, tuple(args))
-            elif op in ("add", "sub"):
-                fn = operator.add if op == "add" else operator.sub
+            elif key in ("add", "sub"):
+                fn = operator.add if key == "add" else operator.sub
                 acc = args[0]
                 for other in args[1:]:
                     acc = fg.create_node("call_function", fn, (acc, other), name=_py(name))
                 values[name] = acc
-            elif op == "concat":
+            elif key == "concat":
                 values[name] = fg.create_node("call_function", torch.cat, (args, 1), name=_py(name))
+            elif key in FUNCTIONS:
+                fn, extra = FUNCTIONS[key](a)
+                values[name] = fg.create_node("call_function", fn, (*args, *extra), name=_py(name))
             else:
-                fn, extra, kwargs = _function(op, a)
-                values[name] = fg.create_node("call_function", fn, (*args, *extra), kwargs, name=_py(name))
+                raise GraphError(f"op {op!r} (lowering {key!r}) has no PyTorch lowering; expand macros first")
     fg.lint()
     return fx.GraphModule(root, fg, class_name="MGNet")
 

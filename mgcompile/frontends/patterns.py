@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mgcompile.ir.graph import Graph
+from mgcompile.steps import make_step
 
 
 @dataclass
@@ -37,6 +38,15 @@ class BlockMatch:
     @property
     def constant_width(self) -> bool:
         return self.in_channels == self.out_channels and self.stride == 1
+
+    def step(self) -> dict:
+        """The ``residual`` attributes of the matched step (its kind's template)."""
+        common = dict(in_channels=self.in_channels, out_channels=self.out_channels, stride=self.stride)
+        if self.kind == "basic":
+            return make_step("basic", **common, mid_channels=self.mid_channels)
+        if self.kind == "bottleneck":
+            return make_step("bottleneck", **common, mid_channels=self.mid_channels, cardinality=self.mid_groups)
+        return make_step("inverted", **common, mid_channels=self.mid_channels)
 
 
 def _conv(g: Graph, n: str, *, kernel: int, stride: int | None = None, groups: int | None = None) -> dict | None:
@@ -204,14 +214,12 @@ def _block_name(g: Graph, m: BlockMatch, add: str, used: set[str]) -> str:
     return name
 
 
-def collapse(graph: Graph, m: BlockMatch, *, activation: str = "post", meta: dict | None = None) -> str:
+def collapse(graph: Graph, m: BlockMatch, *, meta: dict | None = None) -> str:
     """Replace the nodes of ``m`` by one ``residual`` macro named ``m.name``; returns it."""
     first = min(m.members, key=graph.order)
     node_meta = {**graph.meta(first), **(meta or {}), "step": m.name, "replaced": list(m.replaced)}
     node_meta.pop("source", None)
-    name = graph.add(m.name, "residual", [m.input], meta=node_meta, order=graph.order(first),
-                     kind=m.kind, in_channels=m.in_channels, out_channels=m.out_channels,
-                     mid_channels=m.mid_channels, stride=m.stride, mid_groups=m.mid_groups, activation=activation)
+    name = graph.add(m.name, "residual", [m.input], meta=node_meta, order=graph.order(first), **m.step())
     graph.replace_uses(m.output, name)
     for n in sorted(m.members, key=graph.order, reverse=True):
         graph.remove(n)

@@ -1,15 +1,21 @@
-"""The IR's node vocabulary: every op kind, its typed attributes, shape rule and cost.
+"""The IR's node vocabulary: every op kind and every fact about it, in one table.
 
-One table, :data:`OPS`, is the whole vocabulary. Each :class:`OpDef` says
+Each :class:`OpDef` of :data:`OPS` says
 
 * which attributes the op takes and their types (checked by ``verify``),
 * how many inputs it takes,
 * how its output shape (channels, height, width) follows from its inputs,
-* how many parameters and multiply-accumulates (MACs) it costs.
+* how many parameters and multiply-accumulates (MACs) it costs,
+* whether it holds parameters (``param_kind``: the audit's breakdown; ``None``: none),
+  which attributes are channel widths, and how it is re-instantiated on a narrower MG
+  level (``scale``; ``None``: an op that cannot live inside a cycled step body),
+* the elementwise group ``--count`` may add to the MACs, and
+* the key of its lowering: every backend implements every key (a test checks it).
 
 Two ops are *macros* (``residual``, ``transition``): high-level steps that the
-frontends emit and that passes expand into primitive ops. Costs are only defined for
-primitives; count after expansion.
+frontends emit and that passes expand into primitive ops. A ``residual`` step carries
+its *body* as data (a small template subgraph, see :mod:`mgcompile.ir.body`). Costs are
+only defined for primitives; count after expansion.
 
 This module knows nothing of torch: the backends give each op its meaning.
 """
@@ -17,7 +23,7 @@ This module knows nothing of torch: the backends give each op its meaning.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from mgcompile.errors import GraphError, InputTooSmall
 
@@ -26,7 +32,7 @@ Shape = tuple[int, int, int]  # (channels, height, width) of one sample
 
 @dataclass(frozen=True)
 class Attr:
-    """A typed attribute. ``default`` of ``REQUIRED`` means the attribute must be given."""
+    """A typed attribute; ``required`` ones have no default."""
 
     type: type | tuple[type, ...]
     default: Any = None
@@ -41,16 +47,48 @@ def opt(t: type | tuple[type, ...], default: Any) -> Attr:
     return Attr(t, default)
 
 
+class Level(Protocol):
+    """What an op needs to re-instantiate itself on an MG level (see ``ir.body.LevelScale``)."""
+
+    groups: int  # the level's conv groups: C_j / s_g on fine levels, 1 on the coarsest
+
+    def width(self, channels: int) -> int: ...
+
+
+Scale = Callable[[Mapping[str, Any], Level], dict[str, Any]]
+
+
+def _keep(a: Mapping[str, Any], level: Level) -> dict[str, Any]:
+    return dict(a)
+
+
+def _widths(*names: str) -> Scale:
+    def scale(a: Mapping[str, Any], level: Level) -> dict[str, Any]:
+        return {**a, **{n: level.width(a[n]) for n in names}}
+
+    return scale
+
+
 @dataclass(frozen=True)
 class OpDef:
     name: str
     attrs: Mapping[str, Attr]
     arity: tuple[int, int | None]  # (min, max) number of inputs; max None = variadic
     infer: Callable[[Mapping[str, Any], Sequence[Shape]], Shape]
+    lowering: str  # the backend key
     params: Callable[[Mapping[str, Any]], int] = lambda a: 0
     macs: Callable[[Mapping[str, Any], Sequence[Shape], Shape], int] = lambda a, i, o: 0
+    param_kind: str | None = None  # conv / transfer / norm / linear / attention / scale / opaque; None: no parameters
+    widths: tuple[str, ...] = ()  # attributes that are channel widths
+    scale: Scale | None = _keep  # how the op is re-instantiated on an MG level; None: it cannot be
+    count_group: str | None = None  # elementwise group for `audit --count`
     macro: bool = False
     doc: str = ""
+
+    @property
+    def parametric(self) -> bool:
+        """Lowered to a module (its node name becomes a module path)."""
+        return self.param_kind is not None
 
 
 def _spatial(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -69,6 +107,14 @@ def _expect_channels(op: str, shape: Shape, channels: int) -> None:
         raise GraphError(f"{op} expects {channels} input channels, got {shape[0]}")
 
 
+def _channelwise(op: str) -> Callable[[Mapping[str, Any], Sequence[Shape]], Shape]:
+    def infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
+        _expect_channels(op, s[0], a["channels"])
+        return s[0]
+
+    return infer
+
+
 def _conv_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
     _expect_channels("conv", s[0], a["in_channels"])
     k, st, p = a["kernel"], a["stride"], a["padding"]
@@ -84,6 +130,20 @@ def _conv_macs(a: Mapping[str, Any], s: Sequence[Shape], o: Shape) -> int:
     return o[0] * o[1] * o[2] * (a["in_channels"] // a["groups"]) * a["kernel"] ** 2
 
 
+def _conv_scale(a: Mapping[str, Any], level: Level) -> dict[str, Any]:
+    """A conv on a level: widths scaled; depth-wise stays depth-wise; a dense conv takes the level's groups;
+    a conv with its own groups (ResNeXt cardinality) keeps them where they exceed the level's, at most depth-wise."""
+    cin, cout = level.width(a["in_channels"]), level.width(a["out_channels"])
+    g = a["groups"]
+    if g > 1 and g == a["in_channels"] == a["out_channels"]:
+        groups = cin
+    elif g == 1:
+        groups = level.groups
+    else:
+        groups = max(level.groups, min(g, cin))
+    return {**a, "in_channels": cin, "out_channels": cout, "groups": groups}
+
+
 def _transfer_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
     _expect_channels("transfer", s[0], a["in_channels"])
     return (a["out_channels"], s[0][1], s[0][2])
@@ -95,11 +155,6 @@ def _transfer_params(a: Mapping[str, Any]) -> int:
 
 def _transfer_macs(a: Mapping[str, Any], s: Sequence[Shape], o: Shape) -> int:
     return o[0] * o[1] * o[2] * (a["in_channels"] // a["groups"])
-
-
-def _bn_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
-    _expect_channels("batchnorm", s[0], a["channels"])
-    return s[0]
 
 
 def _same(op: str) -> Callable[[Mapping[str, Any], Sequence[Shape]], Shape]:
@@ -128,10 +183,20 @@ def _linear_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
     return (a["out_features"], 1, 1)
 
 
+def _se_params(a: Mapping[str, Any]) -> int:
+    c, s = a["channels"], a["squeeze"]
+    return 2 * c * s + c + s  # reduce and expand 1x1 convs with biases
+
+
+def _se_macs(a: Mapping[str, Any], s: Sequence[Shape], o: Shape) -> int:
+    return 2 * a["channels"] * a["squeeze"]  # on the pooled 1x1 map
+
+
 def _residual_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
+    from mgcompile.ir.body import infer_step
+
     _expect_channels("residual", s[0], a["in_channels"])
-    st = a["stride"]
-    return (a["out_channels"], _spatial(s[0][1], 3, st, 1), _spatial(s[0][2], 3, st, 1))
+    return infer_step(a, s)
 
 
 def _transition_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
@@ -146,53 +211,90 @@ def _opaque_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
     return tuple(a["out_shape"])  # type: ignore[return-value]
 
 
+def _activation(name: str, doc: str, **attrs: Attr) -> OpDef:
+    return OpDef(name, attrs, (1, 1), _one, lowering=name, count_group="activation", doc=doc)
+
+
 INT = int
 _ops: list[OpDef] = [
     OpDef("input", {"channels": req(INT), "height": req(INT), "width": req(INT)}, (0, 0),
-          lambda a, s: (a["channels"], a["height"], a["width"]), doc="the network input"),
-    OpDef("output", {}, (1, 1), lambda a, s: s[0], doc="the network output"),
+          lambda a, s: (a["channels"], a["height"], a["width"]), lowering="input", scale=None, doc="the network input"),
+    OpDef("output", {}, (1, 1), lambda a, s: s[0], lowering="output", scale=None, doc="the network output"),
     OpDef("conv", {"in_channels": req(INT), "out_channels": req(INT), "kernel": req(INT),
                    "stride": opt(INT, 1), "padding": opt(INT, 0), "groups": opt(INT, 1), "bias": opt(bool, False)},
-          (1, 1), _conv_infer, _conv_params, _conv_macs, doc="2-D convolution, square kernel, grouped when groups > 1"),
+          (1, 1), _conv_infer, "conv", _conv_params, _conv_macs, param_kind="conv",
+          widths=("in_channels", "out_channels"), scale=_conv_scale,
+          doc="2-D convolution, square kernel, grouped when groups > 1 (also ConvNeXt's channels-last Linear)"),
     OpDef("batchnorm", {"channels": req(INT), "eps": opt(float, 1e-5), "momentum": opt(float, 0.1)},
-          (1, 1), _bn_infer, lambda a: 2 * a["channels"], doc="batch normalisation (affine)"),
-    OpDef("relu", {}, (1, 1), _one, doc="ReLU"),
-    OpDef("relu6", {}, (1, 1), _one, doc="ReLU6 (MobileNet)"),
-    OpDef("add", {}, (2, None), _same("add"), doc="elementwise sum"),
-    OpDef("sub", {}, (2, 2), _same("sub"), doc="elementwise difference a - b"),
-    OpDef("concat", {}, (2, None), _concat_infer, doc="concatenation along channels"),
+          (1, 1), _channelwise("batchnorm"), "batchnorm", lambda a: 2 * a["channels"], param_kind="norm",
+          widths=("channels",), scale=_widths("channels"), count_group="norm", doc="batch normalisation (affine)"),
+    OpDef("layernorm", {"channels": req(INT), "eps": opt(float, 1e-6)},
+          (1, 1), _channelwise("layernorm"), "layernorm", lambda a: 2 * a["channels"], param_kind="norm",
+          widths=("channels",), scale=_widths("channels"), count_group="norm",
+          doc="layer normalisation over the channels of each pixel (ConvNeXt's LayerNorm2d; on a level: its channels)"),
+    _activation("relu", "ReLU"),
+    _activation("relu6", "ReLU6 (MobileNetV2)"),
+    _activation("silu", "SiLU / Swish (EfficientNet)"),
+    _activation("gelu", "GELU (ConvNeXt)"),
+    _activation("hardswish", "Hardswish (MobileNetV3)"),
+    _activation("hardsigmoid", "Hardsigmoid"),
+    _activation("sigmoid", "Sigmoid"),
+    _activation("leaky_relu", "LeakyReLU", negative_slope=opt(float, 0.01)),
+    OpDef("squeeze_excite", {"channels": req(INT), "squeeze": req(INT), "activation": opt(str, "relu"),
+                             "gate": opt(str, "sigmoid")},
+          (1, 1), _channelwise("squeeze_excite"), "squeeze_excite", _se_params, _se_macs, param_kind="attention",
+          widths=("channels", "squeeze"), scale=_widths("channels", "squeeze"),
+          doc="channel attention: x * gate(expand(act(reduce(mean_hw(x))))); reduce/expand are dense 1x1 convs with "
+              "bias (on a level: dense over the level's channels)"),
+    OpDef("layer_scale", {"channels": req(INT), "init": opt(float, 1e-6)},
+          (1, 1), _channelwise("layer_scale"), "layer_scale", lambda a: a["channels"], param_kind="scale",
+          widths=("channels",), scale=_widths("channels"), doc="learned per-channel scale (ConvNeXt)"),
+    OpDef("drop_path", {"p": req(float)}, (1, 1), _one, "drop_path",
+          doc="stochastic depth: drop the whole branch per sample with probability p in training (identity in eval)"),
+    OpDef("add", {}, (2, None), _same("add"), "add", count_group="add", doc="elementwise sum"),
+    OpDef("sub", {}, (2, 2), _same("sub"), "sub", count_group="add", doc="elementwise difference a - b"),
+    OpDef("concat", {}, (2, None), _concat_infer, "concat", scale=None, doc="concatenation along channels"),
     OpDef("restrict", {"in_channels": req(INT), "out_channels": req(INT), "groups": req(INT),
                        "permutation": opt((list, type(None)), None)},
-          (1, 1), _transfer_infer, _transfer_params, _transfer_macs,
+          (1, 1), _transfer_infer, "restrict", _transfer_params, _transfer_macs, param_kind="transfer",
+          widths=("in_channels", "out_channels"), scale=None,
           doc="MG restriction R: optional fixed channel permutation, then a grouped 1x1 conv (fine -> coarse)"),
     OpDef("prolong", {"in_channels": req(INT), "out_channels": req(INT), "groups": req(INT),
                       "permutation": opt((list, type(None)), None)},
-          (1, 1), _transfer_infer, _transfer_params, _transfer_macs,
+          (1, 1), _transfer_infer, "prolong", _transfer_params, _transfer_macs, param_kind="transfer",
+          widths=("in_channels", "out_channels"), scale=None,
           doc="MG prolongation P: a grouped 1x1 conv (coarse -> fine), then the inverse permutation"),
-    OpDef("avgpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0)}, (1, 1), _pool_infer),
-    OpDef("maxpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0)}, (1, 1), _pool_infer),
-    OpDef("global_avgpool", {}, (1, 1), lambda a, s: (s[0][0], 1, 1), doc="mean over H,W"),
-    OpDef("flatten", {}, (1, 1), lambda a, s: (s[0][0] * s[0][1] * s[0][2], 1, 1)),
-    OpDef("dropout", {"p": req(float)}, (1, 1), _one, doc="dropout (identity in eval mode)"),
+    OpDef("avgpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0)}, (1, 1), _pool_infer,
+          "avgpool", scale=None, count_group="pool"),
+    OpDef("maxpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0)}, (1, 1), _pool_infer,
+          "maxpool", scale=None, count_group="pool"),
+    OpDef("global_avgpool", {}, (1, 1), lambda a, s: (s[0][0], 1, 1), "global_avgpool", scale=None,
+          count_group="pool", doc="mean over H,W"),
+    OpDef("flatten", {}, (1, 1), lambda a, s: (s[0][0] * s[0][1] * s[0][2], 1, 1), "flatten", scale=None),
+    OpDef("dropout", {"p": req(float)}, (1, 1), _one, "dropout", doc="dropout (identity in eval mode)"),
     OpDef("linear", {"in_features": req(INT), "out_features": req(INT), "bias": opt(bool, True)},
-          (1, 1), _linear_infer,
+          (1, 1), _linear_infer, "linear",
           lambda a: a["in_features"] * a["out_features"] + (a["out_features"] if a["bias"] else 0),
-          lambda a, s, o: a["in_features"] * a["out_features"]),
+          lambda a, s, o: a["in_features"] * a["out_features"], param_kind="linear",
+          widths=("in_features", "out_features"), scale=None),
     OpDef("opaque", {"target": req(str), "out_shape": req(list), "params": opt(INT, 0), "macs": opt(INT, 0)},
-          (1, None), _opaque_infer, lambda a: a["params"], lambda a, s, o: a["macs"],
-          doc="a layer the IR does not model; lowers back to the original module"),
+          (1, None), _opaque_infer, "opaque", lambda a: a["params"], lambda a, s, o: a["macs"], param_kind="opaque",
+          scale=None, doc="a layer the IR does not model; lowers back to the original module"),
     # --- macros, expanded by passes -------------------------------------------------------------
-    OpDef("residual", {"kind": req(str), "in_channels": req(INT), "out_channels": req(INT),
-                       "mid_channels": req(INT), "stride": opt(INT, 1), "groups": opt(INT, 1),
-                       "mid_groups": opt(INT, 1), "activation": opt(str, "post")},
-          (1, 2), _residual_infer, macro=True,
-          doc="one residual step (basic / bottleneck / inverted); groups > 1 makes it a fine-level grouped "
-              "step; an optional second input is added into the step's sum before its post-activation"),
-    OpDef("transition", {"mode": req(str), "in_channels": req(INT)}, (1, 1), _transition_infer, macro=True,
+    OpDef("residual", {"kind": req(str), "in_channels": req(INT), "out_channels": req(INT), "stride": opt(INT, 1),
+                       "body": req(list), "shortcut": opt(list, []), "sum": opt(str, "add"), "post": opt(list, []),
+                       "params": opt(dict, {})},
+          (1, 2), _residual_infer, "macro", scale=None, macro=True,
+          doc="one residual step: post(sum(shortcut(x), body(x)[, extra])); body, shortcut and post are template "
+              "subgraphs (ir.body); an optional second input is added into the sum (the additive cycle); "
+              "sum 'none' is a plain step without shortcut; kind and params name the template it came from"),
+    OpDef("transition", {"mode": req(str), "in_channels": req(INT)}, (1, 1), _transition_infer, "macro",
+          scale=None, macro=True,
           doc="MG channel-doubling downsampling step (paper: concat+avgpool, dw_stride: strided dw conv)"),
 ]
 
 OPS: dict[str, OpDef] = {op.name: op for op in _ops}
+LOWERINGS: frozenset[str] = frozenset(op.lowering for op in _ops if not op.macro)
 
 
 def opdef(name: str) -> OpDef:
@@ -216,6 +318,8 @@ def normalize_attrs(op: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
             raise GraphError(f"op {op} needs attribute {name!r}")
         else:
             value = spec.default
+            if isinstance(value, (list, dict)):
+                value = type(value)(value)  # never share a mutable default
         if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if isinstance(value, tuple):

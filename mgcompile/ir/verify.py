@@ -6,9 +6,8 @@ import networkx as nx
 
 from mgcompile.errors import GraphError
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.body import check_step
 from mgcompile.ir.ops import OPS, normalize_attrs
-
-_PARAMETRIC = {"conv", "batchnorm", "linear", "restrict", "prolong", "opaque"}
 
 
 def verify(graph: Graph, *, allow_macros: bool = True) -> Graph:
@@ -67,13 +66,13 @@ def _check_groups(name: str, op: str, attrs: dict) -> None:
             width = attrs["in_channels"] if op == "restrict" else attrs["out_channels"]
             if sorted(perm) != list(range(width)):
                 raise GraphError(f"node {name!r}: permutation is not a permutation of {width} channels")
-    if op == "residual" and (attrs["in_channels"] % attrs["groups"] or attrs["mid_channels"] % attrs["groups"]):
-        raise GraphError(f"node {name!r}: groups={attrs['groups']} does not divide the step's channels")
+    if op == "residual":
+        check_step(name, attrs)
 
 
 def _check_names(graph: Graph) -> None:
     """A parametric node's name becomes a module path: no such name may prefix another."""
-    names = sorted(n for n in graph.nx.nodes if graph.op(n) in _PARAMETRIC)
+    names = sorted(n for n in graph.nx.nodes if OPS[graph.op(n)].parametric)
     for a, b in zip(names, names[1:]):
         if b.startswith(a + "."):
             raise GraphError(f"module name {a!r} is a prefix of {b!r}; rename one of them")

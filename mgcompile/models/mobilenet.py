@@ -1,9 +1,85 @@
-"""MobileNetV2 family specs (torchvision layout; paper §5 / Table 2)."""
+"""MobileNetV2 family (torchvision layout; paper §5 / Table 2), one ``inverted`` residual macro per block.
+
+Layout (torchvision ``MobileNetV2``): 3x3/2 stem conv + BN + ReLU6; inverted residual
+stages (t, c, n, s) = (1,16,1,1) (6,24,2,2) (6,32,3,2) (6,64,4,2) (6,96,3,1) (6,160,3,2)
+(6,320,1,1); a 1x1 conv to 1280 + BN + ReLU6; global pool, dropout 0.2, linear.
+
+Widths at a width multiplier round to multiples of 8 as torchvision does. The base
+network's last conv grows with the multiplier (torchvision's own); the MG version
+keeps it at 1280 outputs, the only reading under which the paper's counts fit.
+Uneven groups default to ``floor``: the 160-wide blocks have an 80-wide level that
+s_g = 32 does not divide, and the paper's Table 2 counts only fit ⌊80/32⌋ = 2 groups.
+"""
 
 from __future__ import annotations
 
-from mgcompile.registry import register_model
-from mgcompile.spec import Spec
+from mgcompile.errors import SpecError
+from mgcompile.ir.graph import Graph
+from mgcompile.models.base import Family, register_family, register_model
+from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.steps import make_step
+
+EXPANSION = (1, 6, 6, 6, 6, 6, 6)
+STRIDES = (1, 2, 2, 2, 1, 2, 1)
+LAST_CHANNELS = 1280
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's rounding of scaled widths: nearest multiple of 8, never 10% below the value."""
+    new = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def mobilenet_widths(spec: Spec) -> tuple[int, list[int], int]:
+    """(stem width, block widths per stage, last conv width) at the spec's width multiplier."""
+    wm = spec.width_mult
+    stem = make_divisible((spec.stem_channels or 32) * wm)
+    widths = [make_divisible(c * wm) for c in spec.channels]
+    last = LAST_CHANNELS if spec.is_multigrid else make_divisible(LAST_CHANNELS * max(1.0, wm))
+    return stem, widths, last
+
+
+def mobilenet_v2_graph(spec: Spec) -> Graph:
+    """The base MobileNetV2 of ``spec`` as an IR with one ``residual`` (inverted) macro per block."""
+    g = Graph()
+    h, w = spec.input_size
+    stem, widths, last = mobilenet_widths(spec)
+    x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
+    meta = {"stage": "stem"}
+    x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=stem, kernel=3, stride=2,
+              padding=1, meta=meta)
+    x = g.add("stem.bn", "batchnorm", [x], channels=stem, meta=meta)
+    x = g.add("stem.relu6", "relu6", [x], meta=meta)
+    width = stem
+    for s, (c, n, t, stride) in enumerate(zip(widths, spec.blocks, EXPANSION, STRIDES), start=1):
+        for b in range(n):
+            name = f"stage{s}.block{b}"
+            step = make_step("inverted", in_channels=width, out_channels=c, mid_channels=int(round(width * t)),
+                             stride=stride if b == 0 else 1)
+            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
+            width = c
+    meta = {"stage": "head"}
+    x = g.add("head.conv", "conv", [x], in_channels=width, out_channels=last, kernel=1, meta=meta)
+    x = g.add("head.bn", "batchnorm", [x], channels=last, meta=meta)
+    x = g.add("head.relu6", "relu6", [x], meta=meta)
+    x = g.add("head.pool", "global_avgpool", [x], meta=meta)
+    x = g.add("head.flatten", "flatten", [x], meta=meta)
+    x = g.add("head.dropout", "dropout", [x], p=0.2, meta=meta)
+    x = g.add("head.fc", "linear", [x], in_features=last, out_features=spec.num_classes, meta=meta)
+    g.add("output", "output", [x])
+    return g
+
+
+def _validate(spec: Spec) -> None:
+    if len(spec.channels) != len(EXPANSION):
+        raise SpecError(f"field 'channels': mobilenet_v2 specs have {len(EXPANSION)} stages, got {len(spec.channels)}")
+    check_stage_divisibility(spec, spec.uneven_groups or "floor", tuple(mobilenet_widths(spec)[1]))
+
+
+register_family(Family("mobilenet_v2", mobilenet_v2_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       torchvision=("mobilenet_v2",), doc="MobileNetV2 (inverted residuals; MG groups the 1x1 convs)"))
 
 
 def _mobilenet_v2(name: str, width_mult: float) -> Spec:

@@ -1,9 +1,77 @@
-"""ResNet family specs: the paper's CIFAR ResNets and torchvision's ImageNet ResNets."""
+"""ResNet family: the paper's CIFAR ResNets and torchvision's ImageNet ResNets (basic and bottleneck steps).
+
+The frontend emits the *base* network, one ``residual`` macro per step; multigrid is
+applied later by passes, so base and MG versions come from the same graph and are
+compared on equal terms. This is the one family whose uneven-groups default is
+``error``: the paper's ResNets name widths s_g divides.
+"""
 
 from __future__ import annotations
 
-from mgcompile.registry import register_model
-from mgcompile.spec import Spec
+from mgcompile.ir.graph import Graph
+from mgcompile.models.base import Family, register_family, register_model
+from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.steps import make_step
+
+BOTTLENECK_EXPANSION = 4
+
+
+def add_stem(g: Graph, spec: Spec, x: str) -> str:
+    c = spec.stem_width
+    meta = {"stage": "stem"}
+    if spec.stem == "cifar":
+        x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=c, kernel=3, padding=1, meta=meta)
+    else:
+        x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=c, kernel=7, stride=2,
+                  padding=3, meta=meta)
+    x = g.add("stem.bn", "batchnorm", [x], channels=c, meta=meta)
+    x = g.add("stem.relu", "relu", [x], meta=meta)
+    if spec.stem == "imagenet":
+        x = g.add("stem.maxpool", "maxpool", [x], kernel=3, stride=2, padding=1, meta=meta)
+    return x
+
+
+def add_head(g: Graph, spec: Spec, x: str, channels: int) -> str:
+    meta = {"stage": "head"}
+    if spec.activation == "pre":  # pre-activation steps end un-normalised: the final BN + ReLU of ResNet v2
+        x = g.add("head.bn", "batchnorm", [x], channels=channels, meta=meta)
+        x = g.add("head.relu", "relu", [x], meta=meta)
+    x = g.add("head.pool", "global_avgpool", [x], meta=meta)
+    x = g.add("head.flatten", "flatten", [x], meta=meta)
+    x = g.add("head.fc", "linear", [x], in_features=channels, out_features=spec.num_classes, meta=meta)
+    return g.add("output", "output", [x])
+
+
+def resnet_graph(spec: Spec) -> Graph:
+    """The base ResNet of ``spec`` as an IR with one ``residual`` macro per step."""
+    g = Graph()
+    h, w = spec.input_size
+    x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
+    x = add_stem(g, spec, x)
+    width = spec.stem_width
+    for s, (channels, n_blocks) in enumerate(zip(spec.stage_channels, spec.blocks), start=1):
+        for b in range(n_blocks):
+            stride = 2 if (b == 0 and s > 1) else 1
+            name = f"stage{s}.block{b}"
+            if spec.block == "bottleneck":
+                step = make_step("bottleneck", in_channels=width, out_channels=channels,
+                                 mid_channels=channels // BOTTLENECK_EXPANSION, stride=stride, activation=spec.activation)
+            else:
+                step = make_step("basic", in_channels=width, out_channels=channels, stride=stride,
+                                 activation=spec.activation)
+            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
+            width = channels
+    add_head(g, spec, x, width)
+    return g
+
+
+def _validate(spec: Spec) -> None:
+    check_stage_divisibility(spec, spec.uneven_groups or "error")
+
+
+register_family(Family("resnet", resnet_graph, blocks=("basic", "bottleneck"), uneven="error", validate=_validate,
+                       torchvision=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
+                       doc="ResNets with CIFAR (3x3) or ImageNet (7x7 + max-pool) stems; basic or bottleneck steps"))
 
 
 @register_model("cifar_resnet", "CIFAR ResNet: 3x3 stem, basic steps (default 16-32-64-128, blocks 2-3-3-3, 32x32)")

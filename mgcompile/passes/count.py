@@ -20,13 +20,11 @@ from typing import Iterable
 
 from mgcompile.errors import MGCompileError
 from mgcompile.ir.graph import Graph
-from mgcompile.ir.ops import opdef
+from mgcompile.ir.ops import OPS, opdef
 
-EXTRA_OPS = {"norm": ("batchnorm",), "activation": ("relu", "relu6"),
-             "pool": ("avgpool", "maxpool", "global_avgpool"), "add": ("add", "sub")}
-
-PARAM_KINDS = {"conv": "conv", "restrict": "transfer", "prolong": "transfer", "batchnorm": "norm",
-               "linear": "linear", "opaque": "opaque"}
+#: ``--count`` groups: elementwise op group -> its ops (from each op's ``count_group``)
+EXTRA_OPS = {group: tuple(sorted(o.name for o in OPS.values() if o.count_group == group))
+             for group in ("norm", "activation", "pool", "add")}
 
 
 @dataclass
@@ -113,7 +111,7 @@ def count(graph: Graph, include: Iterable[str] = ()) -> CountReport:
     for name in graph.nodes():
         params, macs = node_cost(graph, name, include)
         nodes[name] = (params, macs)
-        kind = PARAM_KINDS.get(graph.op(name))
+        kind = opdef(graph.op(name)).param_kind
         total.add(params, macs, kind)
         meta = graph.meta(name)
         if not (params or macs):

@@ -1,12 +1,13 @@
 """Replace each constant-width residual step by its multigrid-in-channels cycle.
 
-Rewrite rules (the graph's ``multigrid`` meta gives s_g, θ, cycle, transfer, t):
+Rewrite rules (the graph's ``multigrid`` meta is an :class:`~mgcompile.multigrid.MGParams`):
 
-1. A ``residual`` step with ``in == out``, stride 1 and width C >= θ becomes a cycle
-   over the levels of :func:`mgcompile.spec.mg_levels` (fine widths C_0 = C > C_1 > ...
-   >= θ, coarsest C_L < θ). Level j's step is the same residual step at width C_j,
-   grouped with groups = C_j / s_g (one group when C_j <= s_g); the coarsest step is
-   fully coupled.
+1. A ``residual`` step with ``in == out``, stride 1, an identity shortcut and width
+   C >= θ becomes a cycle over the levels of :func:`mgcompile.spec.mg_levels` (fine
+   widths C_0 = C > C_1 > ... >= θ, coarsest C_L < θ). Level j runs *the step's own
+   body* re-instantiated at width C_j (:func:`mgcompile.ir.body.scale_step`): dense
+   convs take groups = C_j / s_g (one on the coarsest level), depth-wise stays
+   depth-wise, cardinality is kept where larger, norms and SE scale with the level.
 2. ``multiplicative`` (Algorithm 1): r_j = R_j z_j straight down; y_L = step(r_{L-1});
    going up, z_j <- z_j + BN(P_j(y_{j+1} - r_j)) (the τ-correction), then the grouped step.
 3. ``additive`` (eqs. 5-8): the same restrictions; y_L = step(z_L); going up,
@@ -18,19 +19,30 @@ Rewrite rules (the graph's ``multigrid`` meta gives s_g, θ, cycle, transfer, t)
    to C_j/2 and lowered to the largest t' with 2t' | C_j (noted). ``grouped``: plain
    grouped 1x1 convs with groups = C_j / s_g.
 5. A step narrower than θ is already coarse: it stays a base step (noted).
+6. A cycle with as many or more parameters or MACs than its step is not built when
+   ``only_profitable`` (the step is kept and the report says why); otherwise it is
+   built as the spec says and noted.
+
+:func:`plan_cycle` is the one function that decides whether a step can become a
+cycle and whether it pays: specs raise its problems, conversions report them.
 """
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
 from mgcompile.errors import NothingConverted, SpecError
+from mgcompile.ir.body import LevelScale, group_problem, scale_step, step_cost, unscalable
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.ops import opdef
 from mgcompile.ir.rewrite import Insertion, replace_node
-from mgcompile.passes.expand_steps import bottleneck_inner_groups
-from mgcompile.spec import default_uneven_policy, level_groups, mg_levels
+from mgcompile.multigrid import MGParams
+from mgcompile.spec import level_groups, mg_levels
+from mgcompile.steps import STEP_KINDS
 
 
 def sparse_nnz(width: int, requested: int) -> int:
@@ -48,121 +60,142 @@ def level_permutation(seed: int, step: str, level: int, width: int) -> list[int]
     return [int(i) for i in rng.permutation(width)]
 
 
-def uneven_policy(mg: dict, kind: str) -> str:
-    """The graph's policy for levels s_g does not divide (conversions leave it unset: the step kind's default)."""
-    return mg.get("uneven_groups") or default_uneven_policy(kind)
+def step_uneven_default(kind: str) -> str:
+    """The uneven-groups policy of a step of ``kind`` when the graph names none (the module route)."""
+    k = STEP_KINDS.get(kind)
+    return k.uneven if k is not None else "floor"
 
 
-def cycle_groups(fine: list[int], group_size: int, uneven: str) -> list[int]:
-    """Conv groups of each level's step: grouped on fine levels, one group on the coarsest."""
-    return [level_groups(w, group_size, uneven) for w in fine] + [1]
+@dataclass
+class CyclePlan:
+    """What :func:`plan_cycle` decided for one step: ``status`` cycle | kept | coarse | problem."""
+
+    status: str
+    reason: str = ""
+    fine: list[int] = field(default_factory=list)
+    coarsest: int = 0
+    groups: list[int] = field(default_factory=list)  # conv groups per level, coarsest (1) last
+    levels: list[dict[str, Any]] = field(default_factory=list)  # the step re-instantiated per level
+    transfers: list[dict[str, Any]] = field(default_factory=list)  # restrict attrs per fine level
+    notes: list[str] = field(default_factory=list)
+    cost: tuple[int, int] = (0, 0)  # (params, MACs per pixel) of the cycle
+    step_cost: tuple[int, int] = (0, 0)  # ... and of the step it replaces
 
 
-def cycle_problem(a: dict, mg: dict) -> str | None:
-    """Why the constant-width step with attributes ``a`` cannot become an MG cycle (``None``: it can).
+def _transfers(fine: list[int], groups: list[int], mg: MGParams, step: str) -> list[dict[str, Any]]:
+    out = []
+    for j, w in enumerate(fine):
+        if mg.transfer == "sparse":
+            t = sparse_nnz(w, mg.nnz)
+            out.append({"in_channels": w, "out_channels": w // 2, "groups": w // (2 * t),
+                        "permutation": level_permutation(mg.seed, step, j, w), "nnz": t})
+        else:
+            out.append({"in_channels": w, "out_channels": w // 2, "groups": groups[j], "permutation": None})
+    return out
 
-    The one place that decides divisibility: the pass raises it as an error for specs,
-    the converter reports it as the reason a block was skipped.
-    """
+
+def plan_cycle(a: Mapping[str, Any], mg: MGParams, step: str = "step", uneven: str | None = None) -> CyclePlan:
+    """Can the step with attributes ``a`` become an MG cycle, and does it pay? (rules 1, 5 and 6)."""
     width = a["out_channels"]
+    if a["in_channels"] != width or a["stride"] != 1 or a["shortcut"]:
+        return CyclePlan("kept", "channel-changing step")
+    why = unscalable(a)
+    if why is not None:
+        return CyclePlan("kept", f"its body cannot be cycled: {why}")
     try:
-        levels = mg_levels(width, mg["theta"])
+        levels = mg_levels(width, mg.theta)
     except SpecError as exc:
-        return str(exc).split(";")[0]
+        return CyclePlan("problem", str(exc).split(";")[0])
     if levels is None:
-        return f"width {width} < θ={mg['theta']}: already coarse"
+        return CyclePlan("coarse", f"width {width} < θ={mg.theta}: already coarse, kept as a base step")
     fine, coarsest = levels
-    ratio = a["mid_channels"] / width
+    policy = uneven or step_uneven_default(a["kind"])
     try:
-        groups = cycle_groups(fine, mg["group_size"], uneven_policy(mg, a["kind"]))
+        groups = [level_groups(w, mg.group_size, policy) for w in fine] + [1]
     except SpecError:
-        bad = next(w for w in fine if w > mg["group_size"] and w % mg["group_size"])
-        return f"group_size {mg['group_size']} does not divide level width {bad} (fine levels {fine})"
-    for level, (w, g) in enumerate(zip(fine + [coarsest], groups)):
-        mid = w * ratio
-        inner = bottleneck_inner_groups(g, a.get("mid_groups", 1), int(mid)) if a["kind"] == "bottleneck" else g
-        if mid != int(mid) or int(mid) % inner:
-            return (f"the {inner} groups of level{level} do not divide its inner width {mid:g} "
-                    f"(width {w}, group_size {mg['group_size']})")
-    return None
+        bad = next(w for w in fine if w > mg.group_size and w % mg.group_size)
+        return CyclePlan("problem", f"group_size {mg.group_size} does not divide level width {bad} (fine levels {fine})")
+    plan = CyclePlan("cycle", fine=fine, coarsest=coarsest, groups=groups)
+    for j, (w, g) in enumerate(zip(fine + [coarsest], groups)):
+        scaled = scale_step(a, LevelScale(width, w, g))
+        problem = group_problem(scaled)
+        if problem is not None:
+            return CyclePlan("problem", f"{problem} on level{j} (width {w}, group_size {mg.group_size})")
+        plan.levels.append(scaled)
+        if j < len(fine) and w > mg.group_size and w % mg.group_size:
+            plan.notes.append(f"s_g {mg.group_size} does not divide level width {w}: {g} groups of {w // g} "
+                              "(uneven_groups=floor)")
+    plan.transfers = _transfers(fine, groups, mg, step)
+    plan.step_cost = step_cost(a, (width, 1, 1))
+    params = macs = 0
+    for scaled, w in zip(plan.levels, fine + [coarsest]):
+        p, m = step_cost(scaled, (w, 1, 1))
+        params, macs = params + p, macs + m
+    for t in plan.transfers:
+        attrs = {k: v for k, v in t.items() if k != "nnz"}
+        p = opdef("restrict").params(attrs)
+        params, macs = params + 2 * p + 2 * t["in_channels"], macs + 2 * p  # R, P and the BN after P
+    plan.cost = (params, macs)
+    if params >= plan.step_cost[0] or macs >= plan.step_cost[1]:
+        why = (f"the cycle would cost {params:,} params / {macs:,} MACs per pixel against the step's "
+               f"{plan.step_cost[0]:,} / {plan.step_cost[1]:,}")
+        if mg.only_profitable:
+            return CyclePlan("kept", f"would not pay: {why}", step_cost=plan.step_cost, cost=plan.cost)
+        plan.notes.append(f"costs more than the step it replaces: {why}")
+    return plan
 
 
 def expand_multigrid_cycles(graph: Graph) -> Graph:
-    mg = graph.meta_graph.get("multigrid")
-    if not mg:
+    meta = graph.meta_graph.get("multigrid")
+    if not meta:
         return graph
+    mg = MGParams.from_meta(meta)
     g = graph.copy()
     skip: dict = g.meta_graph.get("skip", {})
     for name in g.nodes("residual"):
         a = g.attrs(name)
-        width = a["out_channels"]
-        info = g.meta_graph["steps"].setdefault(name, {"width": width})
+        info = g.meta_graph["steps"].setdefault(name, {"width": a["out_channels"]})
         if name in skip:
-            info["status"] = "skipped"
-            info["reason"] = skip[name]
+            info.update(status="skipped", reason=skip[name])
             continue
-        if a["in_channels"] != width or a["stride"] != 1:
-            info["status"] = "kept"
-            info["reason"] = "channel-changing step"
+        plan = plan_cycle(a, mg, name, meta.get("uneven_groups"))
+        if plan.status == "problem":
+            raise SpecError(f"{name}: {plan.reason}; choose a group size that divides every fine width")
+        if plan.status != "cycle":
+            info.update(status=plan.status, reason=plan.reason)
+            if plan.status != "kept" or plan.reason.startswith("would not pay"):
+                g.meta_graph["notes"].append(f"{name}: {plan.reason}")
             continue
-        if a["groups"] != 1:
-            info["status"] = "kept"
-            info["reason"] = "already grouped"
-            continue
-        levels = mg_levels(width, mg["theta"])
-        if levels is None:
-            info["status"] = "coarse"
-            info["reason"] = f"width {width} < θ={mg['theta']}: already coarse, kept as a base step"
-            g.meta_graph["notes"].append(f"{name}: {info['reason']}")
-            continue
-        fine, coarsest = levels
-        problem = cycle_problem(a, mg)
-        if problem is not None:
-            raise SpecError(f"{name}: {problem}; choose a group size that divides every fine width")
-        groups = cycle_groups(fine, mg["group_size"], uneven_policy(mg, a["kind"]))
-        for w, gr in zip(fine, groups):
-            if w > mg["group_size"] and w % mg["group_size"]:
+        g.meta_graph["notes"].extend(f"{name}: {note}" for note in plan.notes)
+        out = _emit_cycle(g, name, plan, mg)
+        info.update(status="cycle", fine=plan.fine, coarsest=plan.coarsest, cycle=mg.cycle, transfer=mg.transfer)
+        if mg.transfer == "sparse":
+            info["nnz"] = [t["nnz"] for t in plan.transfers]
+            if any(t != mg.nnz for t in info["nnz"]):
                 g.meta_graph["notes"].append(
-                    f"{name}: s_g {mg['group_size']} does not divide level width {w}: {gr} groups of "
-                    f"{w // gr} (uneven_groups=floor)")
-        out, nnz = _emit_cycle(g, name, a, fine, coarsest, groups, mg)
-        info.update(status="cycle", fine=fine, coarsest=coarsest, cycle=mg["cycle"], transfer=mg["transfer"])
-        if mg["transfer"] == "sparse":
-            info["nnz"] = nnz
-            if any(t != mg["nnz"] for t in nnz):
-                g.meta_graph["notes"].append(
-                    f"{name}: sparse transfer nnz per level {nnz} (requested t={mg['nnz']}; clamped to C_j/2 and to 2t | C_j)"
-                )
+                    f"{name}: sparse transfer nnz per level {info['nnz']} (requested t={mg.nnz}; clamped to C_j/2 "
+                    "and to 2t | C_j)")
         replace_node(g, name, out)
     return g
 
 
-def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, level_conv_groups: list[int],
-                mg: dict) -> tuple[str, list[int]]:
+def _emit_cycle(g: Graph, name: str, plan: CyclePlan, mg: MGParams) -> str:
     ins = Insertion(g, name)
     (x,) = g.inputs(name)
-    widths = fine + [coarsest]
-    ratio = a["mid_channels"] / a["out_channels"]
-    nnz: list[int] = []
+    fine = plan.fine
 
     def step(level: int, inputs: list[str]) -> str:
-        w = widths[level]
-        groups = level_conv_groups[level]
+        w = (fine + [plan.coarsest])[level]
         return ins.add(f"{name}.level{level}", "residual", inputs,
                        meta={"level": level, "level_width": w, "role": "coarse" if level == len(fine) else "fine"},
-                       **{**a, "in_channels": w, "out_channels": w, "mid_channels": int(w * ratio), "groups": groups})
+                       **plan.levels[level])
 
     # Going down: r_j = R_j z_j, no smoothing on the way down.
     z = [x]
-    for j, w in enumerate(fine):
-        if mg["transfer"] == "sparse":
-            t = sparse_nnz(w, mg["nnz"])
-            nnz.append(t)
-            groups, perm = w // (2 * t), level_permutation(mg["seed"], name, j, w)
-        else:
-            groups, perm = level_conv_groups[j], None
-        z.append(ins.add(f"{name}.level{j}.restrict", "restrict", [z[j]], meta={"level": j, "level_width": w},
-                         in_channels=w, out_channels=w // 2, groups=groups, permutation=perm))
+    for j, t in enumerate(plan.transfers):
+        attrs = {k: v for k, v in t.items() if k != "nnz"}
+        z.append(ins.add(f"{name}.level{j}.restrict", "restrict", [z[j]],
+                         meta={"level": j, "level_width": fine[j]}, **attrs))
     # Coarsest: the fully coupled step.
     y = step(len(fine), [z[-1]])
     # Going up: τ-correction, then (multiplicative) the grouped step on the corrected z_j.
@@ -174,12 +207,12 @@ def _emit_cycle(g: Graph, name: str, a: dict, fine: list[int], coarsest: int, le
         p = ins.add(f"{name}.level{j}.prolong", "prolong", [diff], meta=lm, in_channels=w // 2, out_channels=w,
                     groups=r["groups"], permutation=r["permutation"])
         corr = ins.add(f"{name}.level{j}.prolong_bn", "batchnorm", [p], meta=lm, channels=w)
-        if mg["cycle"] == "multiplicative":
+        if mg.cycle == "multiplicative":
             zc = ins.add(f"{name}.level{j}.correct", "add", [z[j], corr], meta=lm)
             y = step(j, [zc])
         else:
             y = step(j, [z[j], corr])
-    return y, nnz
+    return y
 
 
 def reasons_summary(rows: list[tuple[str, str]], limit: int = 3) -> str:

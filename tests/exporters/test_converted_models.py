@@ -31,7 +31,7 @@ def _converted(family: str) -> torch.nn.Module:
     if family == "mobilenet_v2":
         return mgcompile.convert(torchvision.models.mobilenet_v2(num_classes=10), group_size=32, coarsest=64,
                                  example_input=x)
-    return mgcompile.convert(BottleneckNet(c=64), group_size=16, coarsest=32, example_input=torch.randn(1, 3, 16, 16))
+    return mgcompile.convert(BottleneckNet(c=64), group_size=8, coarsest=32, example_input=torch.randn(1, 3, 16, 16))
 
 
 CASES = {"resnet18": SIZE, "resnet50": SIZE, "mobilenet_v2": SIZE, "user_opaque": (3, 16, 16)}

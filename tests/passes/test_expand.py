@@ -118,7 +118,7 @@ def test_mobilenet_uneven_level_uses_floor_groups_and_is_noted():
 
 
 def test_passes_never_modify_their_input_graph():
-    from mgcompile.frontends import graph_from_spec
+    from mgcompile.models import graph_from_spec
     from mgcompile.passes import run_passes
 
     g0 = graph_from_spec(mgcompile.model_spec("cifar_resnet", channels=(96,), blocks=(1,), group_size=32, coarsest=64))

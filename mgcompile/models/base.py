@@ -1,0 +1,102 @@
+"""The two records every model family fills: its :class:`Family` and its named :class:`ModelEntry`\\ s.
+
+A family file (``models/<family>.py``) holds the family's spec frontend (spec -> IR,
+one ``residual`` macro per step, bodies from the templates in ``mgcompile/steps.py``),
+registers it with :func:`register_family`, and names its models with
+:func:`register_model` (timm style). Nothing else lists families: ``Spec`` validation,
+``mgcompile list``, name resolution and the CLI read these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from mgcompile.errors import SpecError
+from mgcompile.spec import Spec, skip_reason
+
+if TYPE_CHECKING:
+    from mgcompile.ir.graph import Graph
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family.
+
+    * ``build``: spec -> the base network's IR (MG is applied by passes, never here).
+    * ``blocks``: the spec ``block`` values the family accepts.
+    * ``uneven``: its uneven-groups default (``error`` only for the paper's ResNets).
+    * ``validate``: family checks beyond the generic ones (a stage count, a variant).
+    * ``torchvision``: torchvision models of the same architecture (for the docs and
+      ``mgcompile list``; ``torchvision:NAME`` converts the module instead).
+    """
+
+    arch: str
+    build: Callable[[Spec], "Graph"]
+    blocks: tuple[str, ...]
+    uneven: str = "floor"
+    validate: Callable[[Spec], None] | None = None
+    torchvision: tuple[str, ...] = ()
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    make: Callable[[], Spec]
+    description: str
+
+
+FAMILIES: dict[str, Family] = {}
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register_family(family: Family) -> Family:
+    FAMILIES[family.arch] = family
+    return family
+
+
+def register_model(name: str, description: str) -> Callable[[Callable[[], Spec]], Callable[[], Spec]]:
+    def deco(fn: Callable[[], Spec]) -> Callable[[], Spec]:
+        MODELS[name] = ModelEntry(name, fn, description)
+        return fn
+
+    return deco
+
+
+def family_of(spec: Spec) -> Family:
+    """The spec's family, its ``block`` and family checks validated (one line naming the field)."""
+    family = FAMILIES.get(spec.arch)
+    if family is None:
+        raise SpecError(f"field 'arch' is {spec.arch!r}; allowed values: {', '.join(sorted(FAMILIES))}")
+    if spec.block not in family.blocks:
+        raise SpecError(f"field 'block' is {spec.block!r} for arch {spec.arch}; allowed values: {', '.join(family.blocks)}")
+    if family.validate is not None:
+        family.validate(spec)
+    return family
+
+
+def uneven_policy(spec: Spec) -> str:
+    """What a fine level s_g does not divide gets: the spec's choice, else its family's default."""
+    return spec.uneven_groups or family_of(spec).uneven
+
+
+def graph_meta(spec: Spec, uneven: str) -> dict[str, Any]:
+    """Graph-level annotations every pass may read: the spec, the MG parameters, the user's step selection."""
+    meta: dict[str, Any] = {"spec": spec.to_dict(), "notes": [], "steps": {}}
+    if spec.mg is not None:
+        meta["multigrid"] = spec.mg.to_meta(uneven)
+    return meta
+
+
+def graph_from_spec(spec: Spec) -> "Graph":
+    """The base network of ``spec`` as an IR (step macros, MG parameters in graph meta)."""
+    family = family_of(spec)
+    graph = family.build(spec)
+    graph.meta_graph.update(graph_meta(spec, uneven_policy(spec)))
+    if spec.ignored_layers or spec.min_channels:
+        graph.meta_graph["skip"] = {
+            n: reason for n in graph.nodes("residual")
+            if (reason := skip_reason(n, graph.attrs(n)["out_channels"], spec.ignored_layers, spec.min_channels))
+        }
+    return graph
