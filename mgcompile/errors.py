@@ -25,6 +25,10 @@ class InputTooSmall(GraphError):
     """A feature map became smaller than a kernel: the network's input size is too small."""
 
 
+class InternalError(RuntimeError):
+    """A bug in mgcompile (a pass produced a graph that fails verification): reported with its traceback."""
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type when empty), for one-line user errors."""
     text = str(exc).strip()

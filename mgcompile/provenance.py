@@ -48,6 +48,13 @@ _LEGACY_JSON_KEYS = (
 )
 
 
+# spec.yaml files of mgcompile 0.1.0 (spec format 1) list these fields and more, all of them
+_LEGACY_SPEC_KEYS = {"arch", "block", "channels", "blocks", "stem", "stem_channels", "width_mult", "in_channels",
+                     "num_classes", "input_size", "group_size", "coarsest", "cycle", "transfer", "transfer_nnz",
+                     "transition", "activation", "uneven_groups", "ignored_layers", "min_channels", "seed", "name",
+                     "paper", "version"}
+
+
 def stamp() -> dict[str, str]:
     """The mark to put in every JSON object mgcompile writes."""
     return {VERSION_KEY: __version__}
@@ -94,8 +101,8 @@ def _yaml(p: Path) -> bool:
 
     from mgcompile.spec import Spec
 
-    data = yaml.safe_load(text)  # a spec.yaml of an older mgcompile: every Spec field, as to_yaml writes it
-    return isinstance(data, dict) and set(data) == set(Spec.__dataclass_fields__)
+    data = yaml.safe_load(text)  # a spec.yaml of an older mgcompile: every field it had, as to_yaml wrote them
+    return isinstance(data, dict) and _LEGACY_SPEC_KEYS <= set(data) <= set(Spec.__dataclass_fields__)
 
 
 def _pt(p: Path) -> bool:

@@ -60,7 +60,7 @@ def torchvision_models() -> list[str]:
     return models.list_models(module=models)
 
 
-_CONVERT_KEYS = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "seed")
+_CONVERT_KEYS = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "uneven_groups", "seed")
 
 
 def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int = 0, **overrides: Any) -> Resolved:

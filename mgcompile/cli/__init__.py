@@ -45,6 +45,11 @@ class _Group(click.Group):
         except click.UsageError as exc:  # bad flag values: one line instead of usage + hint + error
             where = f"mgcompile {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent is not None else "mgcompile"
             raise UserError(f"{exc.format_message()} (see '{where} --help')") from None
+        except BrokenPipeError:  # `mgcompile list | head`: the reader left; end quietly as SIGPIPE would
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except OSError as exc:  # a file system problem the user can fix (permissions, full disk, ...)
             if (signum := interrupts.interrupted_by(exc)) is not None:
                 _interrupted(signum)

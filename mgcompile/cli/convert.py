@@ -23,9 +23,11 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
             as_json: bool) -> None:
     """Convert BASE into its MG version.
 
-    BASE is a registry or spec name, a spec file, a torchvision classification model
-    name (any in torchvision.models.list_models(); torchvision:NAME forces converting
-    torchvision's module rather than building the registry spec of the same name), or module:callable
+    BASE is a registry or spec name (`mgcompile list`: built from the spec with fresh
+    weights), a spec file, a torchvision classification model name (any in
+    torchvision.models.list_models(); torchvision:NAME forces converting torchvision's
+    module, keeping its weights, rather than building the registry spec of the same
+    name: mobilenet_v3_small builds the spec, torchvision:mobilenet_v3_small converts), or module:callable
     returning an nn.Module. Writes spec.yaml (spec routes), graph.json (the IR),
     model.pt (IR + weights; reload with mgcompile.load(DIR)), audit.json and, for
     converted modules, conversion.json. Only these files are replaced in an existing

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Sequence
 
-from mgcompile.errors import GraphError
+from mgcompile.errors import GraphError, InputTooSmall, InternalError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.verify import verify
 from mgcompile.passes.expand_multigrid_cycles import expand_multigrid_cycles
@@ -20,18 +20,29 @@ LOWERING: tuple[Pass, ...] = (replace_transitions, expand_multigrid_cycles, expa
 
 
 def run_passes(graph: Graph, passes: Sequence[Pass] = LOWERING, *, check: bool = True) -> Graph:
-    """Apply ``passes`` in order; verify after each. Set ``MGCOMPILE_DUMP_IR=1`` to print each result."""
+    """Apply ``passes`` in order; verify after each. Set ``MGCOMPILE_DUMP_IR=1`` to print each result.
+
+    A pass that rejects its input (a group size that does not divide a level, an input too
+    small) raises the user's one-line error. A graph that fails ``verify`` *after* a pass
+    is mgcompile's bug, not the user's: :class:`InternalError`, with its traceback.
+    """
     done: list[str] = []
     verify(graph)
     for p in passes:
         name = getattr(p, "__name__", repr(p))
+        after = f" (after {', '.join(done)})" if done else ""
         try:
             graph = p(graph)
-            if check:
-                verify(graph)
         except GraphError as exc:
-            after = f" (after {', '.join(done)})" if done else ""
             raise type(exc)(f"pass {name}{after}: {exc}") from None
+        if check:
+            try:
+                verify(graph)
+            except InputTooSmall as exc:
+                raise InputTooSmall(f"pass {name}{after}: {exc}") from None
+            except GraphError as exc:
+                raise InternalError(f"pass {name}{after} produced an ill-formed graph ({exc}); this is a bug in "
+                                    "mgcompile: please report it with the command that triggered it") from exc
         done.append(name)
         if os.environ.get("MGCOMPILE_DUMP_IR"):
             print(f"# --- after {name} ---\n{graph.format()}")

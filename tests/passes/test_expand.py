@@ -134,3 +134,20 @@ def test_example_specs_expand(name):
     g = mgcompile.expand(spec)
     mgcompile.verify(g, allow_macros=False)
     assert spec.is_multigrid and any(i.get("status") == "cycle" for i in g.meta_graph["steps"].values())
+
+
+def test_a_pass_that_breaks_the_graph_is_an_internal_error_not_a_user_error():
+    from mgcompile.errors import InternalError, MGCompileError
+    from mgcompile.models import graph_from_spec
+    from mgcompile.passes.pipeline import LOWERING, run_passes
+
+    def broken(graph):  # rewires a node without re-running shape inference: verify must catch it
+        g = graph.copy()
+        conv = g.nodes("conv")[1]
+        g.attrs(conv)["out_channels"] += 1
+        return g
+
+    graph = graph_from_spec(mgcompile.model_spec("cifar_resnet", channels=(16,), blocks=(1,)))
+    with pytest.raises(InternalError, match="pass broken .* produced an ill-formed graph") as info:
+        run_passes(graph, (*LOWERING, broken))
+    assert not isinstance(info.value, MGCompileError) and info.value.__cause__ is not None
