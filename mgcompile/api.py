@@ -91,9 +91,9 @@ def build(spec_or_graph: Spec | Mapping[str, Any] | Graph, *, opaque: Mapping[st
 
 def check_memory(graph: Graph) -> None:
     """Refuse, in one line, a network whose float32 weights cannot fit in this machine's available memory."""
-    from mgcompile.passes.count import count
+    from mgcompile.ir.ops import opdef
 
-    need = 4 * count(graph).params
+    need = 4 * sum(opdef(graph.op(n)).params(graph.attrs(n)) for n in graph.nx.nodes)
     available = _available_memory()
     if available is not None and need > available:
         raise MGCompileError(f"this network has {need / 4:,.0f} parameters and needs {need / 2**30:.1f} GiB for its "

@@ -118,7 +118,7 @@ class Spec:
     def base(self) -> "Spec":
         """The same network without multigrid (the comparison baseline)."""
         return self.replace(group_size=None, coarsest=None, transfer_nnz=None, paper=None, ignored_layers=(),
-                            min_channels=0, uneven_groups=None, only_profitable=False)
+                            min_channels=0, uneven_groups=None)
 
     def replace(self, **changes: Any) -> "Spec":
         return dataclasses.replace(self, **changes)
@@ -305,9 +305,10 @@ def _validate(spec: Spec) -> None:
     if len(spec.input_size) != 2 or any(s < 1 for s in spec.input_size):
         raise SpecError(f"field 'input_size' must be H,W (two positive integers), got {list(spec.input_size)}")
     if spec.group_size is None:
-        if spec.ignored_layers or spec.min_channels or spec.only_profitable:
-            raise SpecError("fields 'ignored_layers'/'min_channels'/'only_profitable' select steps for MG: "
-                            "they need 'group_size'")
+        if spec.ignored_layers or spec.min_channels:  # (only_profitable may sit on a base spec: it waits for MG)
+            raise SpecError("fields 'ignored_layers'/'min_channels' select steps for MG: they need 'group_size'")
+        if not isinstance(spec.only_profitable, bool):
+            raise SpecError(f"field 'only_profitable' must be true or false, got {spec.only_profitable!r}")
         for name in ("coarsest", "transfer_nnz"):
             if getattr(spec, name) is not None:
                 raise SpecError(f"field '{name}' needs 'group_size' (the MG group size); set group_size or drop {name}")

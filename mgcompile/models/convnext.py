@@ -108,4 +108,5 @@ register_family(Family("convnext", convnext_graph, blocks=("convnext",), uneven=
 @register_model("convnext_tiny", "torchvision ConvNeXt-T (96-192-384-768, blocks 3-3-9-3, stochastic depth 0.1)")
 def convnext_tiny() -> Spec:
     return Spec(arch="convnext", variant="tiny", block="convnext", channels=(96, 192, 384, 768), blocks=(3, 3, 9, 3),
-                stem="imagenet", num_classes=1000, input_size=(224, 224), name="convnext_tiny")
+                stem="imagenet", num_classes=1000, input_size=(224, 224), name="convnext_tiny",
+                only_profitable=True)

@@ -94,4 +94,4 @@ register_family(Family("mnasnet", mnasnet_graph, blocks=("inverted",), uneven="f
 def mnasnet1_0() -> Spec:
     return Spec(arch="mnasnet", block="inverted", channels=(24, 40, 80, 96, 192, 320), blocks=(3, 3, 3, 2, 4, 1),
                 stem="imagenet", stem_channels=STEM_CHANNELS, width_mult=1.0, num_classes=1000,
-                input_size=(224, 224), name="mnasnet1_0")
+                input_size=(224, 224), name="mnasnet1_0", only_profitable=True)

@@ -159,7 +159,7 @@ register_family(Family("mobilenet_v3", mobilenet_v3_graph, blocks=("inverted",),
 def _mobilenet_v3(name: str, variant: str) -> Spec:
     return Spec(arch="mobilenet_v3", variant=variant, block="inverted", channels=stage_channels(variant),
                 blocks=stage_blocks(variant), stem="imagenet", stem_channels=STEM_CHANNELS, width_mult=1.0,
-                num_classes=1000, input_size=(224, 224), name=name)
+                num_classes=1000, input_size=(224, 224), name=name, only_profitable=True)
 
 
 @register_model("mobilenet_v3_small", "torchvision MobileNetV3-Small (SE, Hardswish; MG groups the 1x1 convs)")

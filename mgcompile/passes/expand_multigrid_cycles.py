@@ -119,11 +119,20 @@ def plan_cycle(a: Mapping[str, Any], mg: MGParams, step: str = "step", uneven: s
     for j, (w, g) in enumerate(zip(fine + [coarsest], groups)):
         scaled = scale_step(a, LevelScale(width, w, g))
         problem = group_problem(scaled)
+        while problem is not None and policy == "floor" and g > 1:  # fewer, wider groups that fit the inner widths too
+            g -= 1
+            if (w // 2) % g == 0:
+                scaled = scale_step(a, LevelScale(width, w, g))
+                problem = group_problem(scaled)
+        groups[j] = g
         if problem is not None:
             return CyclePlan("problem", f"{problem} on level{j} (width {w}, group_size {mg.group_size})")
         plan.levels.append(scaled)
         if j < len(fine) and w > mg.group_size and w % mg.group_size:
             plan.notes.append(f"s_g {mg.group_size} does not divide level width {w}: {g} groups of {w // g} "
+                              "(uneven_groups=floor)")
+        elif j < len(fine) and g != max(1, w // mg.group_size):
+            plan.notes.append(f"level width {w}: {g} groups of {w // g}, so that they divide the step's inner widths "
                               "(uneven_groups=floor)")
     plan.transfers = _transfers(fine, groups, mg, step)
     plan.step_cost = step_cost(a, (width, 1, 1))
