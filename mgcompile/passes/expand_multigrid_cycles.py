@@ -20,8 +20,9 @@ Rewrite rules (the graph's ``multigrid`` meta is an :class:`~mgcompile.multigrid
    grouped 1x1 convs with groups = C_j / s_g.
 5. A step narrower than θ is already coarse: it stays a base step (noted).
 6. A cycle with as many or more parameters or MACs than its step is not built when
-   ``only_profitable`` (the step is kept and the report says why); otherwise it is
-   built as the spec says and noted.
+   ``only_profitable`` (the step is kept and the report says why; so is a step whose
+   levels the group size cannot split); otherwise it is built as the spec says and noted,
+   and a step that cannot be cycled is an error.
 
 :func:`plan_cycle` is the one function that decides whether a step can become a
 cycle and whether it pays: specs raise its problems, conversions report them.
@@ -168,11 +169,13 @@ def expand_multigrid_cycles(graph: Graph) -> Graph:
             info.update(status="skipped", reason=skip[name])
             continue
         plan = plan_cycle(a, mg, name, meta.get("uneven_groups"))
-        if plan.status == "problem":
+        if plan.status == "problem" and not mg.only_profitable:  # a spec is built as written, or refused
             raise SpecError(f"{name}: {plan.reason}; choose a group size that divides every fine width")
+        if plan.status == "problem":  # only_profitable: a step that cannot become a cycle stays, as on the module route
+            plan = CyclePlan("kept", f"cannot become a cycle: {plan.reason}")
         if plan.status != "cycle":
             info.update(status=plan.status, reason=plan.reason)
-            if plan.status != "kept" or plan.reason.startswith("would not pay"):
+            if plan.reason != "channel-changing step":  # (replace_transitions notes those)
                 g.meta_graph["notes"].append(f"{name}: {plan.reason}")
             continue
         g.meta_graph["notes"].extend(f"{name}: {note}" for note in plan.notes)

@@ -18,6 +18,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import mgcompile
+from mgcompile.models import family_of
 from mgcompile.api import build, expand
 from mgcompile.passes.count import count
 from mgcompile.registry import list_models, list_spec_files, model_spec
@@ -50,6 +51,10 @@ def reduced(name: str) -> list[mgcompile.Spec]:
     spec = model_spec(name)
     mult = {"bottleneck": 0.25, "basic": 0.5}.get(spec.block, 1.0)
     small = spec.replace(width_mult=spec.width_mult * mult, input_size=(64, 64))
+    try:
+        family_of(small)
+    except mgcompile.SpecError:  # a family with fixed widths (RegNet): fewer steps instead
+        small = spec.replace(blocks=tuple(min(2, b) for b in spec.blocks), input_size=(64, 64))
     for g, theta in ((8, 16), (8, 32), (16, 32), (16, 64), (2, 64), (2, 128)):
         try:
             mg = small.replace(group_size=g, coarsest=theta)
