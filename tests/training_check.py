@@ -54,27 +54,8 @@ def _group(name: str) -> str:
     return name.split(".")[0]
 
 
-def check_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 2,
-                   allow_zero_grad: tuple[str, ...] = ()) -> list[float]:
-    """Raise AssertionError unless ``model`` has all three properties; returns the losses along the way."""
-    m = copy.deepcopy(model).double().train()
-    x = x.double()
-    named = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
-    params = [p for _, p in named]
-    assert params, "the model has no trainable parameters"
-
-    def loss() -> torch.Tensor:
-        torch.manual_seed(1234)  # the same dropout / DropPath masks at every evaluation
-        return F.cross_entropy(m(x), y)
-
-    value = loss()
-    grads = [torch.zeros_like(p) if g is None else g
-             for p, g in zip(params, torch.autograd.grad(value, params, allow_unused=True))]
-    bad = [n for (n, _), g in zip(named, grads) if not torch.isfinite(g).all()]
-    assert not bad, f"non-finite gradients in {bad[:5]}"
-    dead = [n for (n, _), g in zip(named, grads) if not g.abs().sum() > 0 and not n.endswith(allow_zero_grad)]
-    assert not dead, f"parameters that get no gradient (cut off from the loss): {dead[:5]}"
-
+def _match_finite_differences(m: nn.Module, x: torch.Tensor, loss, named: list, params: list) -> None:
+    """Property 2, one random direction per top-level layer."""
     calibrate_batchnorm(m, x)
     m.eval()
     value_eval = loss()
@@ -111,6 +92,35 @@ def check_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
                 raise AssertionError(f"gradient of {group} disagrees with the forward: autograd {slope:.6g}, "
                                      f"finite differences {', '.join(f'{t:.6g}' for t in tried)}")
 
+
+
+def check_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 2,
+                   allow_zero_grad: tuple[str, ...] = (), finite_differences: bool = True) -> list[float]:
+    """Raise AssertionError unless ``model`` has all three properties; returns the losses along the way.
+
+    ``finite_differences=False`` skips property 2: at full ImageNet size millions of ReLU kinks make the
+    loss too rough for a 1e-3 finite-difference match (the reduced-size tests check it).
+    """
+    m = copy.deepcopy(model).double().train()
+    x = x.double()
+    named = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    assert params, "the model has no trainable parameters"
+
+    def loss() -> torch.Tensor:
+        torch.manual_seed(1234)  # the same dropout / DropPath masks at every evaluation
+        return F.cross_entropy(m(x), y)
+
+    value = loss()
+    grads = [torch.zeros_like(p) if g is None else g
+             for p, g in zip(params, torch.autograd.grad(value, params, allow_unused=True))]
+    bad = [n for (n, _), g in zip(named, grads) if not torch.isfinite(g).all()]
+    assert not bad, f"non-finite gradients in {bad[:5]}"
+    dead = [n for (n, _), g in zip(named, grads) if not g.abs().sum() > 0 and not n.endswith(allow_zero_grad)]
+    assert not dead, f"parameters that get no gradient (cut off from the loss): {dead[:5]}"
+
+    if finite_differences:
+        _match_finite_differences(m, x, loss, named, params)
     m.train()
     losses = [float(value.detach())]
     for step in range(steps):

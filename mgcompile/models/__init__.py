@@ -13,7 +13,7 @@ from mgcompile.models.base import (FAMILIES, MODELS, Family, ModelEntry, family_
                                    register_family, register_model, uneven_policy)
 
 for _info in pkgutil.iter_modules(__path__):
-    if _info.name != "base" and not _info.name.startswith("_"):
+    if _info.name not in ("base", "layers") and not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["FAMILIES", "MODELS", "Family", "ModelEntry", "family_of", "graph_from_spec", "graph_meta",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
+from mgcompile.models.layers import add_input, classifier, conv_bn_act
 from mgcompile.models.base import Family, register_family, register_model
 from mgcompile.models.mobilenet import make_divisible
 from mgcompile.spec import Spec, check_stage_divisibility
@@ -64,14 +65,9 @@ def efficientnet_widths(spec: Spec) -> tuple[int, list[int]]:
 def efficientnet_graph(spec: Spec) -> Graph:
     """The base EfficientNet of ``spec`` as an IR with one ``residual`` (inverted, MBConv) macro per block."""
     g = Graph()
-    h, w = spec.input_size
     stem, widths = efficientnet_widths(spec)
-    x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
-    meta = {"stage": "stem"}
-    x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=stem, kernel=3, stride=2,
-              padding=1, meta=meta)
-    x = g.add("stem.bn", "batchnorm", [x], channels=stem, meta=meta, **BN)
-    x = g.add("stem.silu", "silu", [x], meta=meta)
+    x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="silu",
+                    meta={"stage": "stem"}, bn=BN)
     width = stem
     total = sum(spec.blocks)
     index = 0
@@ -86,15 +82,8 @@ def efficientnet_graph(spec: Spec) -> Graph:
             width = c
             index += 1
     last = LAST_CONV_EXPANSION * width
-    meta = {"stage": "head"}
-    x = g.add("head.conv", "conv", [x], in_channels=width, out_channels=last, kernel=1, meta=meta)
-    x = g.add("head.bn", "batchnorm", [x], channels=last, meta=meta, **BN)
-    x = g.add("head.silu", "silu", [x], meta=meta)
-    x = g.add("head.pool", "global_avgpool", [x], meta=meta)
-    x = g.add("head.flatten", "flatten", [x], meta=meta)
-    x = g.add("head.dropout", "dropout", [x], p=DROPOUT, meta=meta)
-    x = g.add("head.fc", "linear", [x], in_features=last, out_features=spec.num_classes, meta=meta)
-    g.add("output", "output", [x])
+    x = conv_bn_act(g, "head", x, width, last, 1, act="silu", meta={"stage": "head"}, bn=BN)
+    classifier(g, x, last, spec.num_classes, dropout=DROPOUT)
     return g
 
 

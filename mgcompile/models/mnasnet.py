@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
+from mgcompile.models.layers import add_input, classifier, conv_bn_act
 from mgcompile.models.base import Family, register_family, register_model
 from mgcompile.models.mobilenet import make_divisible
 from mgcompile.spec import Spec, check_stage_divisibility
@@ -44,15 +45,10 @@ def mnasnet_widths(spec: Spec) -> tuple[int, int, list[int]]:
 def mnasnet_graph(spec: Spec) -> Graph:
     """The base MnasNet of ``spec`` as an IR with one ``residual`` (inverted) macro per block."""
     g = Graph()
-    h, w = spec.input_size
     stem, stem_out, widths = mnasnet_widths(spec)
     bn = {"momentum": BN_MOMENTUM}
-    x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
     meta = {"stage": "stem"}
-    x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=stem, kernel=3, stride=2,
-              padding=1, meta=meta)
-    x = g.add("stem.bn", "batchnorm", [x], channels=stem, meta=meta, **bn)
-    x = g.add("stem.relu", "relu", [x], meta=meta)
+    x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="relu", meta=meta, bn=bn)
     x = g.add("stem.dwconv", "conv", [x], in_channels=stem, out_channels=stem, kernel=3, padding=1, groups=stem,
               meta=meta)
     x = g.add("stem.dwbn", "batchnorm", [x], channels=stem, meta=meta, **bn)
@@ -67,15 +63,8 @@ def mnasnet_graph(spec: Spec) -> Graph:
                              stride=stride if b == 0 else 1, kernel=k, act="relu", bn_momentum=BN_MOMENTUM)
             x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
             width = c
-    meta = {"stage": "head"}
-    x = g.add("head.conv", "conv", [x], in_channels=width, out_channels=LAST_CHANNELS, kernel=1, meta=meta)
-    x = g.add("head.bn", "batchnorm", [x], channels=LAST_CHANNELS, meta=meta, **bn)
-    x = g.add("head.relu", "relu", [x], meta=meta)
-    x = g.add("head.pool", "global_avgpool", [x], meta=meta)
-    x = g.add("head.flatten", "flatten", [x], meta=meta)
-    x = g.add("head.dropout", "dropout", [x], p=0.2, meta=meta)
-    x = g.add("head.fc", "linear", [x], in_features=LAST_CHANNELS, out_features=spec.num_classes, meta=meta)
-    g.add("output", "output", [x])
+    x = conv_bn_act(g, "head", x, width, LAST_CHANNELS, 1, act="relu", meta={"stage": "head"}, bn=bn)
+    classifier(g, x, LAST_CHANNELS, spec.num_classes, dropout=0.2)
     return g
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
+from mgcompile.models.layers import add_input, classifier, conv_bn_act
 from mgcompile.models.base import Family, register_family, register_model
 from mgcompile.spec import Spec, check_stage_divisibility
 from mgcompile.steps import make_step
@@ -44,14 +45,9 @@ def mobilenet_widths(spec: Spec) -> tuple[int, list[int], int]:
 def mobilenet_v2_graph(spec: Spec) -> Graph:
     """The base MobileNetV2 of ``spec`` as an IR with one ``residual`` (inverted) macro per block."""
     g = Graph()
-    h, w = spec.input_size
     stem, widths, last = mobilenet_widths(spec)
-    x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
-    meta = {"stage": "stem"}
-    x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=stem, kernel=3, stride=2,
-              padding=1, meta=meta)
-    x = g.add("stem.bn", "batchnorm", [x], channels=stem, meta=meta)
-    x = g.add("stem.relu6", "relu6", [x], meta=meta)
+    x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="relu6",
+                    meta={"stage": "stem"})
     width = stem
     for s, (c, n, t, stride) in enumerate(zip(widths, spec.blocks, EXPANSION, STRIDES), start=1):
         for b in range(n):
@@ -60,15 +56,8 @@ def mobilenet_v2_graph(spec: Spec) -> Graph:
                              stride=stride if b == 0 else 1)
             x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
             width = c
-    meta = {"stage": "head"}
-    x = g.add("head.conv", "conv", [x], in_channels=width, out_channels=last, kernel=1, meta=meta)
-    x = g.add("head.bn", "batchnorm", [x], channels=last, meta=meta)
-    x = g.add("head.relu6", "relu6", [x], meta=meta)
-    x = g.add("head.pool", "global_avgpool", [x], meta=meta)
-    x = g.add("head.flatten", "flatten", [x], meta=meta)
-    x = g.add("head.dropout", "dropout", [x], p=0.2, meta=meta)
-    x = g.add("head.fc", "linear", [x], in_features=last, out_features=spec.num_classes, meta=meta)
-    g.add("output", "output", [x])
+    x = conv_bn_act(g, "head", x, width, last, 1, act="relu6", meta={"stage": "head"})
+    classifier(g, x, last, spec.num_classes, dropout=0.2)
     return g
 
 

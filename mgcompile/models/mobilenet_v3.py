@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
+from mgcompile.models.layers import add_input, conv_bn_act
 from mgcompile.models.base import Family, register_family, register_model
 from mgcompile.models.mobilenet import make_divisible
 from mgcompile.spec import Spec, check_stage_divisibility
@@ -103,14 +104,9 @@ def mobilenet_v3_graph(spec: Spec) -> Graph:
     """The base MobileNetV3 of ``spec`` as an IR with one ``residual`` (inverted) macro per block."""
     variant = spec.variant or ""
     g = Graph()
-    h, w = spec.input_size
     stem = _scaled(spec, spec.stem_channels or STEM_CHANNELS)
-    x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
-    meta = {"stage": "stem"}
-    x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=stem, kernel=3, stride=2,
-              padding=1, meta=meta)
-    x = g.add("stem.bn", "batchnorm", [x], channels=stem, meta=meta, **BN)
-    x = g.add("stem.hardswish", "hardswish", [x], meta=meta)
+    x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="hardswish",
+                    meta={"stage": "stem"}, bn=BN)
     width = stem
     for s, (rows, n) in enumerate(zip(stages(variant), spec.blocks), start=1):
         for b, row in enumerate(rows[:n]):
@@ -124,9 +120,7 @@ def mobilenet_v3_graph(spec: Spec) -> Graph:
     last_conv = LAST_CONV_EXPANSION * width
     last = _scaled(spec, LAST_CHANNELS[variant])
     meta = {"stage": "head"}
-    x = g.add("head.conv", "conv", [x], in_channels=width, out_channels=last_conv, kernel=1, meta=meta)
-    x = g.add("head.bn", "batchnorm", [x], channels=last_conv, meta=meta, **BN)
-    x = g.add("head.hardswish", "hardswish", [x], meta=meta)
+    x = conv_bn_act(g, "head", x, width, last_conv, 1, act="hardswish", meta=meta, bn=BN)
     x = g.add("head.pool", "global_avgpool", [x], meta=meta)
     x = g.add("head.flatten", "flatten", [x], meta=meta)
     x = g.add("head.fc1", "linear", [x], in_features=last_conv, out_features=last, meta=meta)

@@ -48,6 +48,7 @@ from typing import NamedTuple
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
+from mgcompile.models.layers import add_input, classifier, conv_bn_act
 from mgcompile.models.base import Family, register_family, register_model
 from mgcompile.models.mobilenet import make_divisible
 from mgcompile.spec import Spec, check_stage_divisibility
@@ -109,14 +110,9 @@ def regnet_graph(spec: Spec) -> Graph:
     """The base RegNet of ``spec`` as an IR with one ``residual`` (bottleneck) macro per block."""
     params = VARIANTS[spec.variant or ""]
     g = Graph()
-    h, w = spec.input_size
     stem = spec.stem_channels or STEM_CHANNELS
-    x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
-    meta = {"stage": "stem"}
-    x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=stem, kernel=3, stride=2,
-              padding=1, meta=meta)
-    x = g.add("stem.bn", "batchnorm", [x], channels=stem, meta=meta)
-    x = g.add("stem.relu", "relu", [x], meta=meta)
+    x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="relu",
+                    meta={"stage": "stem"})
     width = stem
     for s, (c, n) in enumerate(zip(spec.channels, spec.blocks), start=1):
         cardinality = c // stage_group_width(spec.variant or "", c)
@@ -130,10 +126,7 @@ def regnet_graph(spec: Spec) -> Graph:
             x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
             width = c
     meta = {"stage": "head"}
-    x = g.add("head.pool", "global_avgpool", [x], meta=meta)
-    x = g.add("head.flatten", "flatten", [x], meta=meta)
-    x = g.add("head.fc", "linear", [x], in_features=width, out_features=spec.num_classes, meta=meta)
-    g.add("output", "output", [x])
+    classifier(g, x, width, spec.num_classes)
     return g
 
 

@@ -9,6 +9,7 @@ compared on equal terms. This is the one family whose uneven-groups default is
 from __future__ import annotations
 
 from mgcompile.ir.graph import Graph
+from mgcompile.models.layers import add_input, classifier
 from mgcompile.models.base import Family, register_family, register_model
 from mgcompile.spec import Spec, check_stage_divisibility
 from mgcompile.steps import make_step
@@ -36,18 +37,13 @@ def add_head(g: Graph, spec: Spec, x: str, channels: int) -> str:
     if spec.activation == "pre":  # pre-activation steps end un-normalised: the final BN + ReLU of ResNet v2
         x = g.add("head.bn", "batchnorm", [x], channels=channels, meta=meta)
         x = g.add("head.relu", "relu", [x], meta=meta)
-    x = g.add("head.pool", "global_avgpool", [x], meta=meta)
-    x = g.add("head.flatten", "flatten", [x], meta=meta)
-    x = g.add("head.fc", "linear", [x], in_features=channels, out_features=spec.num_classes, meta=meta)
-    return g.add("output", "output", [x])
+    return classifier(g, x, channels, spec.num_classes)
 
 
 def resnet_graph(spec: Spec) -> Graph:
     """The base ResNet of ``spec`` as an IR with one ``residual`` macro per step."""
     g = Graph()
-    h, w = spec.input_size
-    x = g.add("input", "input", channels=spec.in_channels, height=h, width=w)
-    x = add_stem(g, spec, x)
+    x = add_stem(g, spec, add_input(g, spec))
     width = spec.stem_width
     for s, (channels, n_blocks) in enumerate(zip(spec.stage_channels, spec.blocks), start=1):
         for b in range(n_blocks):

@@ -28,7 +28,8 @@ class FamilyChecks:
         assert params == torchvision_params(torchvision_name), registry_name
         return params
 
-    def mg_lowers_trains_and_exports(self, spec: mgcompile.Spec, batch: int = 4) -> torch.nn.Module:
+    def mg_lowers_trains_and_exports(self, spec: mgcompile.Spec, batch: int = 4,
+                                     finite_differences: bool = True) -> torch.nn.Module:
         """The MG spec (reduced size) expands with cycles, counts like its module, trains, exports with parity."""
         from mgcompile.exporters.export import export_model
 
@@ -39,7 +40,7 @@ class FamilyChecks:
         c, h, w = graph.input_shape()
         x, y = self.fixed_batch((batch, c, h, w), spec.num_classes)
         assert model(x).shape == (batch, spec.num_classes)
-        self.assert_trains(model, x, y)
+        self.assert_trains(model, x, y, finite_differences=finite_differences)
         report = export_model(model, (c, h, w), self.tmp_path / "m.onnx", fmt="onnx")
         assert report["verification"]["ok"] and report["verification"]["max_rel_diff"] <= 1e-4
         return model

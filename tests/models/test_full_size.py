@@ -1,5 +1,6 @@
-"""The seven newer families at full size: MG g32/θ64 builds, trains (the deterministic check) and exports to ONNX
-with parity. Slow; `make test-full` runs it (`make test` covers each family at reduced size)."""
+"""The seven newer families at full size: MG g32/θ64 builds, trains (every parameter learns, line-searched steps
+lower the loss) and exports to ONNX with parity. Slow; `make test-full` runs it (`make test` covers each family
+at reduced size, gradient finite differences included)."""
 
 from __future__ import annotations
 
@@ -16,4 +17,6 @@ FULL = {"mobilenet_v3_small": (16, 32), "mobilenet_v3_large": (32, 64), "efficie
 @pytest.mark.parametrize("name", sorted(FULL))
 def test_full_size_mg_network_trains_and_exports(family_checks, name):
     g, c = FULL[name]
-    family_checks.mg_lowers_trains_and_exports(mgcompile.model_spec(name, group_size=g, coarsest=c), batch=2)
+    # at full size the loss is too rough for finite differences (the reduced tests check gradients that way)
+    family_checks.mg_lowers_trains_and_exports(mgcompile.model_spec(name, group_size=g, coarsest=c), batch=2,
+                                               finite_differences=False)

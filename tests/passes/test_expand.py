@@ -151,3 +151,17 @@ def test_a_pass_that_breaks_the_graph_is_an_internal_error_not_a_user_error():
     with pytest.raises(InternalError, match="pass broken .* produced an ill-formed graph") as info:
         run_passes(graph, (*LOWERING, broken))
     assert not isinstance(info.value, MGCompileError) and info.value.__cause__ is not None
+
+
+def test_a_costly_cycle_is_built_and_noted_in_a_paper_spec_but_kept_when_only_profitable():
+    spec = mgcompile.model_spec("paper/t1_c10_mg_16-128_g16c16")
+    g = mgcompile.expand(spec)
+    assert g.meta_graph["steps"]["stage1.block0"]["status"] == "cycle"
+    assert any(n.startswith("stage1.block0: costs more than the step it replaces") for n in g.meta_graph["notes"])
+    kept = mgcompile.expand(spec.replace(only_profitable=True))
+    step = kept.meta_graph["steps"]["stage1.block0"]
+    assert step["status"] == "kept" and step["reason"].startswith("would not pay: the cycle would cost 6,144 params")
+    assert count(kept).params < count(g).params
+    # the note's count, by hand: the 16-wide level (one group of 16: two 3x3 convs + BNs), R and P with
+    # t = 8 nonzeros per row + the BN after P, and the fully coupled 8-wide coarsest step
+    assert (2 * 9 * 16 * 16 + 4 * 16) + (2 * 16 * 8 + 2 * 16) + (2 * 9 * 8 * 8 + 4 * 8) == 6_144
