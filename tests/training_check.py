@@ -111,6 +111,10 @@ def check_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
         torch.manual_seed(1234)  # the same dropout / DropPath masks at every evaluation
         return F.cross_entropy(m(x), y)
 
+    # Property 1 with dropout and DropPath off: a randomly dropped branch rightly gets no gradient in one step.
+    drops = [d for d in m.modules() if "drop" in type(d).__name__.lower()]
+    for d in drops:
+        d.eval()
     value = loss()
     grads = [torch.zeros_like(p) if g is None else g
              for p, g in zip(params, torch.autograd.grad(value, params, allow_unused=True))]
@@ -118,6 +122,11 @@ def check_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
     assert not bad, f"non-finite gradients in {bad[:5]}"
     dead = [n for (n, _), g in zip(named, grads) if not g.abs().sum() > 0 and not n.endswith(allow_zero_grad)]
     assert not dead, f"parameters that get no gradient (cut off from the loss): {dead[:5]}"
+    for d in drops:
+        d.train()
+    value = loss()
+    grads = torch.autograd.grad(value, params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
     if finite_differences:
         _match_finite_differences(m, x, loss, named, params)
@@ -126,7 +135,8 @@ def check_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps:
     for step in range(steps):
         if step:
             value = loss()
-            grads = torch.autograd.grad(value, params)
+            grads = [torch.zeros_like(p) if g is None else g
+                     for p, g in zip(params, torch.autograd.grad(value, params, allow_unused=True))]
         g2 = sum(float((g * g).sum()) for g in grads)
         start = [p.detach().clone() for p in params]
         lr, new = 1.0, None
