@@ -99,10 +99,20 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(launcher, tmp_path
     assert ckpt["epoch"] == 1 and all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
 
 
-def test_digits_three_epochs_reach_80_percent_then_eval_and_report(launcher, tmp_path):
+def readme_training_example() -> list[str]:
+    """The README's `mgcompile train ... --data digits` line, as written (its --out dropped)."""
+    import shlex
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("mgcompile train ") and "--data digits" in x)
+    args = shlex.split(line.split("#")[0])[2:]
+    out = args.index("--out")
+    return args[:out] + args[out + 2:]
+
+
+def test_the_readme_digits_example_reaches_80_percent_then_eval_and_report(launcher, tmp_path):
     run = tmp_path / "run"
-    done = mg(launcher, *TINY, "--input-size", "16,16", "--data", "digits", "--epochs", "3", "--batch-size", "16",
-              "--schedule", "cosine", "--out", str(run), "--plot")
+    done = mg(launcher, *readme_training_example(), "--out", str(run), "--plot")
     assert done.returncode == 0, done.stderr
     results = json.loads((run / "results.json").read_text())
     assert results["test_n"] == 359 and results["test_top1"] >= 0.80, results
