@@ -56,6 +56,25 @@ def _se(body: list, src: str, se: Mapping[str, Any] | None, channels: int) -> st
     return "se"
 
 
+def _resnet_step(kind: str, params: Mapping[str, Any], cin: int, cout: int, stride: int, activation: str,
+                 branch: Callable[[list, str, bool], None]) -> dict[str, Any]:
+    """The ResNet frame around a conv branch: post (v1) or pre-activation (v2: bn0 + relu0 first, no BN after the
+    last conv, a projection shortcut reading relu0 without BN), the projection when the width or stride changes,
+    and the ReLU after the sum (post only). ``branch(body, src, last_bn)`` appends the convs."""
+    pre = activation == "pre"
+    body: list = []
+    src = STEP_INPUT
+    if pre:
+        body += [node("bn0", "batchnorm", [STEP_INPUT], channels=cin), node("relu0", "relu", ["bn0"])]
+        src = "relu0"
+    branch(body, src, not pre)
+    shortcut: list = []
+    if cin != cout or stride != 1:
+        _projection(shortcut, src, cin, cout, stride, bn=not pre)
+    post = [] if pre else [node("relu", "relu", [SUM])]
+    return _step(kind, params, cin, cout, stride, body, shortcut, post)
+
+
 def basic(in_channels: int, out_channels: int, stride: int = 1, activation: str = "post",
           mid_channels: int | None = None) -> dict[str, Any]:
     """Two 3x3 convs. post (torchvision, ResNet v1): relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x));
@@ -63,19 +82,12 @@ def basic(in_channels: int, out_channels: int, stride: int = 1, activation: str 
     params = dict(in_channels=in_channels, out_channels=out_channels, stride=stride, activation=activation,
                   mid_channels=mid_channels)
     mid = mid_channels or out_channels
-    pre = activation == "pre"
-    body: list = []
-    src = STEP_INPUT
-    if pre:
-        body += [node("bn0", "batchnorm", [STEP_INPUT], channels=in_channels), node("relu0", "relu", ["bn0"])]
-        src = "relu0"
-    h = _conv_bn(body, "1", src, in_channels, mid, 3, stride, act="relu")
-    _conv_bn(body, "2", h, mid, out_channels, 3, bn=not pre)
-    shortcut: list = []
-    if in_channels != out_channels or stride != 1:
-        _projection(shortcut, src, in_channels, out_channels, stride, bn=not pre)
-    post = [] if pre else [node("relu", "relu", [SUM])]
-    return _step("basic", params, in_channels, out_channels, stride, body, shortcut, post)
+
+    def branch(body: list, src: str, last_bn: bool) -> None:
+        h = _conv_bn(body, "1", src, in_channels, mid, 3, stride, act="relu")
+        _conv_bn(body, "2", h, mid, out_channels, 3, bn=last_bn)
+
+    return _resnet_step("basic", params, in_channels, out_channels, stride, activation, branch)
 
 
 def bottleneck(in_channels: int, out_channels: int, mid_channels: int, stride: int = 1, cardinality: int = 1,
@@ -83,21 +95,14 @@ def bottleneck(in_channels: int, out_channels: int, mid_channels: int, stride: i
     """1x1 -> 3x3 (stride here, as torchvision; ``cardinality`` groups: ResNeXt, RegNet) [-> SE] -> 1x1."""
     params = dict(in_channels=in_channels, out_channels=out_channels, mid_channels=mid_channels, stride=stride,
                   cardinality=cardinality, activation=activation, se=dict(se) if se else None)
-    pre = activation == "pre"
-    body: list = []
-    src = STEP_INPUT
-    if pre:
-        body += [node("bn0", "batchnorm", [STEP_INPUT], channels=in_channels), node("relu0", "relu", ["bn0"])]
-        src = "relu0"
-    h = _conv_bn(body, "1", src, in_channels, mid_channels, 1, act="relu")
-    h = _conv_bn(body, "2", h, mid_channels, mid_channels, 3, stride, groups=cardinality, act="relu")
-    h = _se(body, h, se, mid_channels)
-    _conv_bn(body, "3", h, mid_channels, out_channels, 1, bn=not pre)
-    shortcut: list = []
-    if in_channels != out_channels or stride != 1:
-        _projection(shortcut, src, in_channels, out_channels, stride, bn=not pre)
-    post = [] if pre else [node("relu", "relu", [SUM])]
-    return _step("bottleneck", params, in_channels, out_channels, stride, body, shortcut, post)
+
+    def branch(body: list, src: str, last_bn: bool) -> None:
+        h = _conv_bn(body, "1", src, in_channels, mid_channels, 1, act="relu")
+        h = _conv_bn(body, "2", h, mid_channels, mid_channels, 3, stride, groups=cardinality, act="relu")
+        h = _se(body, h, se, mid_channels)
+        _conv_bn(body, "3", h, mid_channels, out_channels, 1, bn=last_bn)
+
+    return _resnet_step("bottleneck", params, in_channels, out_channels, stride, activation, branch)
 
 
 def inverted(in_channels: int, out_channels: int, mid_channels: int, stride: int = 1, kernel: int = 3,
