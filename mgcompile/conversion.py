@@ -1,18 +1,22 @@
 """``mgcompile.convert()``: an existing nn.Module -> its multigrid-in-channels version.
 
-Steps: import the module into the IR (:mod:`mgcompile.frontends.torch_import`), find
-its residual steps by dataflow (:mod:`mgcompile.frontends.patterns`), collapse the
-steps that change into ``residual`` macros, run the same lowering passes as a spec,
+Steps: import the module into the IR (:mod:`mgcompile.frontends.torch_import`, which
+checks that the import reproduces the module), find every residual sum by dataflow
+(:mod:`mgcompile.frontends.residuals`), collapse the steps that change into
+``residual`` macros carrying their bodies, run the same lowering passes as a spec,
 lower to a GraphModule and copy the weights of every layer that was kept.
 
-Per step (the conversion report says which and why):
+Every residual sum gets a row in the report, with a status and a reason:
 
 * ``converted``: a constant-width step at least θ wide becomes its MG cycle (new layers).
 * ``transition``: a channel-doubling strided basic step becomes the MG transition
   (``transition`` ``paper``/``dw_stride``) followed by a cycle at the new width.
-* ``kept``: any other channel-changing step stays as it was, weights included.
-* ``skipped``: a constant-width step left unchanged (narrower than θ or
-  ``min_channels``, matched by ``ignored_layers``, widths the group size does not divide).
+* ``kept``: the step stays as it was, weights included: channel-changing, narrower
+  than θ, its cycle would not pay (as many or more parameters or MACs), or the user
+  excluded it (``min_channels``, ``ignored_layers``).
+* ``skipped``: a constant-width step that cannot become a cycle: the group size does not
+  divide its widths, or an op in it cannot be re-instantiated on a level (the first
+  such op, named by module path and class); and a sum that is no residual step (why).
 
 Stems, heads and layers the IR does not know (opaque) are kept with their weights.
 """
@@ -27,18 +31,17 @@ from torch import nn
 from mgcompile.backends.torch_module import attach, lower_to_torch
 from mgcompile.errors import MGCompileError, NothingConverted, SpecError
 from mgcompile.frontends.opaque import opaque_records
-from mgcompile.frontends.patterns import BlockMatch, collapse, find_blocks
-from mgcompile.frontends.torch_import import import_module
+from mgcompile.frontends.residuals import FoundStep, collapse, find_sums
+from mgcompile.frontends.torch_import import check_import, copy_weights, import_module
 from mgcompile.ir.graph import Graph
 from mgcompile.progress import stage
 from mgcompile.passes.count import count
+from mgcompile.passes.infer_shapes import infer_shapes
 from mgcompile.multigrid import MGParams
 from mgcompile.passes.expand_multigrid_cycles import plan_cycle, reasons_summary
 from mgcompile.passes.pipeline import run_passes
 from mgcompile.spec import skip_reason
 from mgcompile.steps import STEP_KINDS, remake
-
-_WEIGHTED = ("conv", "batchnorm", "linear")
 
 
 def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, cycle: str = "multiplicative",
@@ -54,8 +57,17 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     IR keeps the original network's IR in ``meta_graph["base_graph"]`` for audits.
     ``example_input`` (default ``1x3x224x224``) fixes the shapes recorded in the IR.
     ``ignored_layers`` are fnmatch patterns of block names (``layer4.*``) never converted.
-    ``name`` (default: the class name) and ``paper_width_mult`` find the paper row to report against.
+    ``name`` (default: the class name) and ``paper_width_mult`` find the paper row to report against;
+    ``name`` also finds the module's family, whose uneven-groups default applies when ``uneven_groups`` is None
+    (a step of no known family takes its step kind's). The result is in the mode ``model`` was in
+    (``model.training``), like ``model`` itself.
     """
+    what = name or type(model).__name__
+    if uneven_groups is None:
+        from mgcompile.models import family_of_module
+
+        family = family_of_module(what)
+        uneven_groups = family.uneven if family is not None else None
     params = MGParams(group_size=group_size, coarsest=coarsest, transfer_nnz=transfer_nnz, cycle=cycle,
                       transfer=transfer, transition=transition, uneven_groups=uneven_groups, seed=seed,
                       only_profitable=True)  # an existing network never gets a step that costs more
@@ -65,16 +77,23 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
                              "at the width you want (e.g. torchvision.models.mobilenet_v2(width_mult=1.4)) and convert it")
     if example_input is None:
         example_input = torch.randn(1, 3, 224, 224)
-    what = name or type(model).__name__
     with stage(f"importing {what} with torch.fx"):
         imported = import_module(model, example_input)
+        check_import(imported, example_input)
     graph = imported.graph
     base_graph = run_passes(graph.copy())  # the original network, for side-by-side audits
     patterns = tuple(ignored_layers)
     rows: list[dict[str, Any]] = []
     skip: dict[str, str] = {}
     outputs: dict[str, str] = {}  # a collapsed block's old output node -> its macro node
-    for block in find_blocks(graph):
+    shapes = infer_shapes(graph)
+    for found in find_sums(graph):
+        block = found.step
+        if block is None:
+            c = shapes.shape(found.add)[0]
+            rows.append({"block": found.name, "kind": "-", "in_channels": c, "out_channels": c, "stride": 1,
+                         "modules": [], "status": "skipped", "reason": found.reason})
+            continue
         block.input = outputs.get(block.input, block.input)
         row = {"block": block.name, "kind": block.kind, "in_channels": block.in_channels,
                "out_channels": block.out_channels, "stride": block.stride, "modules": block.replaced}
@@ -93,14 +112,13 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     except SpecError as exc:
         raise MGCompileError(f"conversion failed: {exc}") from None
     if not any(info.get("status") == "cycle" for info in expanded.meta_graph["steps"].values()):
-        why = reasons_summary([(r["block"], r["reason"]) for r in rows]) if rows else (
-            "no residual step matches a known step shape (basic, bottleneck, inverted)")
+        why = reasons_summary([(r["block"], r["reason"]) for r in rows]) if rows else "the network has no residual sum"
         raise NothingConverted(f"no residual step of {what} became an MG cycle at group size {mg['group_size']}, "
                                f"θ={mg['theta']} ({why}); nothing was converted",
                                {"name": what, "multigrid": mg, "blocks": rows, "notes": list(imported.notes)})
     with stage(f"building the MG network ({len(expanded)} IR nodes) and copying the kept layers' weights"):
         lowered = lower_to_torch(expanded, opaque=imported.opaque, seed=seed)
-        kept = _copy_kept_weights(expanded, imported.module, lowered)
+        kept = copy_weights(expanded, imported.module, lowered)
     report = _report(rows, kept, imported, expanded, model, mg, name)
     paper = paper_match(report["name"], mg, paper_width_mult, report["base_params"], report["params"])
     if paper is not None:
@@ -108,6 +126,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     expanded.meta_graph["conversion"] = report
     expanded.meta_graph["base_graph"] = base_graph.to_dict()  # saved with the IR: audits compare against it
     lowered.mg_conversion = report  # type: ignore[attr-defined]
+    lowered.train(bool(getattr(model, "training", True)))
     return attach(lowered, expanded, None)
 
 
@@ -115,11 +134,18 @@ def _stage(block: str) -> str:
     return block.rsplit(".", 1)[0] if "." in block else block
 
 
-def _decide(block: BlockMatch, mg: MGParams, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
+def _decide(block: FoundStep, mg: MGParams, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
     """(status, reason, skip reason for the step after a transition); :func:`plan_cycle` decides the cycles."""
     excluded = skip_reason(block.name, block.out_channels, patterns, min_channels)
-    step = block.step()
-    doubling = STEP_KINDS[block.kind].transition and block.stride == 2 and block.out_channels == 2 * block.in_channels
+    kind = STEP_KINDS.get(block.kind)
+    doubling = (kind is not None and kind.transition and block.stride == 2
+                and block.out_channels == 2 * block.in_channels)
+    if block.problem is not None:
+        if not block.constant_width:
+            return "kept", "channel-changing step (no MG transition for it): original layers and weights kept", None
+        return "skipped", block.problem, None
+    step = block.attrs
+    assert step is not None
     if not block.constant_width:
         if not doubling or mg.transition == "keep":
             why = "transition=keep" if doubling else "channel-changing step (no MG transition for it)"
@@ -130,25 +156,13 @@ def _decide(block: BlockMatch, mg: MGParams, patterns: tuple[str, ...], min_chan
         after = plan.reason if plan.status in ("problem", "kept") else None
         return "transition", f"MG {mg.transition} transition {block.in_channels}->{block.out_channels}", after
     if excluded:
-        return "skipped", excluded, None
+        return "kept", f"{excluded}; original layers and weights kept", None
     plan = plan_cycle(step, mg, block.name, mg.uneven_groups)
-    if plan.status == "kept":
+    if plan.status in ("kept", "coarse"):
         return "kept", f"{plan.reason}; original layers and weights kept", None
     if plan.status != "cycle":
         return "skipped", plan.reason, None
     return "converted", f"MG {mg.cycle} cycle, fine levels {plan.fine}, coarsest {plan.coarsest}", None
-
-
-def _copy_kept_weights(graph: Graph, original: nn.Module, lowered: nn.Module) -> list[str]:
-    """Load each kept conv/bn/linear from its original module; returns the module names copied."""
-    copied = []
-    for n in graph.nodes():
-        source = graph.meta(n).get("source")
-        if source is None or graph.op(n) not in _WEIGHTED:
-            continue
-        lowered.get_submodule(n).load_state_dict(original.get_submodule(source).state_dict())
-        copied.append(source)
-    return copied
 
 
 def _report(rows: list[dict], kept: list[str], imported: Any, expanded: Graph, model: nn.Module, mg: dict,

@@ -150,23 +150,91 @@ def convnext(channels: int, kernel: int = 7, expansion: int = 4, layer_scale: fl
     return _step("convnext", params, channels, channels, 1, body, [], [])
 
 
+# ---- reading a found body's template parameters (the module route names its steps by kind) ----------------
+
+def _ops(a: Mapping[str, Any], op: str) -> list[dict[str, Any]]:
+    return [n["attrs"] for n in a["body"] if n["op"] == op]
+
+
+def _se_params(a: Mapping[str, Any]) -> dict[str, Any] | None:
+    se = _ops(a, "squeeze_excite")
+    return {"squeeze": se[0]["squeeze"], "activation": se[0]["activation"], "gate": se[0]["gate"]} if se else None
+
+
+def _activation(a: Mapping[str, Any]) -> str:
+    return "pre" if a["body"][0]["op"] == "batchnorm" else "post"
+
+
+def _read_basic(a: Mapping[str, Any]) -> dict[str, Any]:
+    mid = _ops(a, "conv")[0]["out_channels"]
+    return dict(in_channels=a["in_channels"], out_channels=a["out_channels"], stride=a["stride"],
+                activation=_activation(a), mid_channels=None if mid == a["out_channels"] else mid)
+
+
+def _read_bottleneck(a: Mapping[str, Any]) -> dict[str, Any]:
+    convs = _ops(a, "conv")
+    return dict(in_channels=a["in_channels"], out_channels=a["out_channels"], mid_channels=convs[0]["out_channels"],
+                stride=a["stride"], cardinality=convs[1]["groups"], activation=_activation(a), se=_se_params(a))
+
+
+def _read_inverted(a: Mapping[str, Any]) -> dict[str, Any]:
+    dw = next(c for c in _ops(a, "conv") if c["groups"] > 1)
+    act = next(n["op"] for n in a["body"] if n["op"] not in ("conv", "batchnorm"))
+    bn = _ops(a, "batchnorm")[0]
+    drop = _ops(a, "drop_path")
+    return dict(in_channels=a["in_channels"], out_channels=a["out_channels"], mid_channels=dw["in_channels"],
+                stride=a["stride"], kernel=dw["kernel"], act=act, se=_se_params(a),
+                drop_path=drop[0]["p"] if drop else 0.0, bn_eps=bn["eps"], bn_momentum=bn["momentum"])
+
+
+def _read_convnext(a: Mapping[str, Any]) -> dict[str, Any]:
+    convs = _ops(a, "conv")
+    drop = _ops(a, "drop_path")
+    return dict(channels=a["in_channels"], kernel=convs[0]["kernel"],
+                expansion=convs[1]["out_channels"] // a["in_channels"], layer_scale=_ops(a, "layer_scale")[0]["init"],
+                drop_path=drop[0]["p"] if drop else 0.0)
+
+
 @dataclass(frozen=True)
 class StepKind:
-    """One kind of residual step."""
+    """One kind of residual step: its template, how to read a found body's parameters back, its policies."""
 
     name: str
     template: Callable[..., dict[str, Any]]
+    read: Callable[[Mapping[str, Any]], dict[str, Any]]  # a found step's attributes -> template parameters (may raise)
     uneven: str  # uneven-groups policy of a step found on the module route (a family's spec overrides it)
     transition: bool  # a channel-doubling stride-2 step of this kind becomes the MG stage transition
     doc: str
 
 
 STEP_KINDS: dict[str, StepKind] = {k.name: k for k in (
-    StepKind("basic", basic, "error", True, "two 3x3 convs (ResNet-18/34, the paper's CIFAR ResNets)"),
-    StepKind("bottleneck", bottleneck, "error", False, "1x1-3x3-1x1 (ResNet-50+, ResNeXt, Wide-ResNet, RegNet)"),
-    StepKind("inverted", inverted, "floor", False, "inverted residual (MobileNetV2/V3, MnasNet, EfficientNet)"),
-    StepKind("convnext", convnext, "floor", False, "ConvNeXt block (7x7 depth-wise, LayerNorm, MLP, layer scale)"),
+    StepKind("basic", basic, _read_basic, "error", True, "two 3x3 convs (ResNet-18/34, the paper's CIFAR ResNets)"),
+    StepKind("bottleneck", bottleneck, _read_bottleneck, "error", False,
+             "1x1-3x3-1x1 (ResNet-50+, ResNeXt, Wide-ResNet, RegNet)"),
+    StepKind("inverted", inverted, _read_inverted, "floor", False,
+             "inverted residual (MobileNetV2/V3, MnasNet, EfficientNet)"),
+    StepKind("convnext", convnext, _read_convnext, "floor", False,
+             "ConvNeXt block (7x7 depth-wise, LayerNorm, MLP, layer scale)"),
 )}
+
+#: the kind of a step found on the module route that is no template's: its body is kept as found
+IMPORTED = "imported"
+
+
+def recognise(a: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(kind, template parameters) of the first kind whose template computes what the found step ``a`` does."""
+    from mgcompile.ir.body import structure
+
+    want = structure(a)
+    for kind in STEP_KINDS.values():
+        try:
+            params = kind.read(a)
+            made = kind.template(**params)
+        except Exception:  # the body is not of this kind's shape (a missing conv, a zero width, ...)
+            continue
+        if made["in_channels"] == a["in_channels"] and made["stride"] == a["stride"] and structure(made) == want:
+            return kind.name, params
+    return None
 
 
 def make_step(kind: str, **params: Any) -> dict[str, Any]:

@@ -127,6 +127,14 @@ _ACTIVATIONS: dict[str, Callable] = {"relu": torch.relu, "relu6": F.relu6, "silu
                                      "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid, "sigmoid": torch.sigmoid}
 
 
+def _avgpool(a: Mapping[str, Any]) -> tuple[Callable, tuple]:
+    return F.avg_pool2d, (a["kernel"], a["stride"], a["padding"], a["ceil_mode"], a["count_include_pad"])
+
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
 def _conv(a: Mapping[str, Any]) -> nn.Module:
     conv = nn.Conv2d(a["in_channels"], a["out_channels"], a["kernel"], a["stride"], a["padding"],
                      groups=a["groups"], bias=a["bias"])
@@ -150,9 +158,11 @@ MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
 
 #: lowering key -> (callable, extra positional args) for parameter-free ops
 FUNCTIONS: dict[str, Callable[[Mapping[str, Any]], tuple[Callable, tuple]]] = {
-    **{key: (lambda fn: lambda a: (fn, ()))(fn) for key, fn in _ACTIVATIONS.items()},
+    **{key: (lambda fn: lambda a: (fn, ()))(fn) for key, fn in _ACTIVATIONS.items() if key != "gelu"},
+    "gelu": lambda a: (F.gelu, ()) if a["approximate"] == "none" else (_gelu_tanh, ()),
     "leaky_relu": lambda a: (F.leaky_relu, (a["negative_slope"],)),
-    "avgpool": lambda a: (F.avg_pool2d, (a["kernel"], a["stride"], a["padding"])),
+    "avgpool": _avgpool,
+    "mul": lambda a: (operator.mul, ()),
     "maxpool": lambda a: (F.max_pool2d, (a["kernel"], a["stride"], a["padding"])),
     "global_avgpool": lambda a: (F.adaptive_avg_pool2d, (1,)),
     "flatten": lambda a: (torch.flatten, (1,)),

@@ -2,20 +2,29 @@
 
 Rules:
 
-1. ``torch.fx.symbolic_trace`` the module. A submodule whose ``forward`` fx cannot
-   trace (data-dependent control flow, ...) is retried as a leaf: it becomes one
-   ``opaque`` node. A submodule whose traced body uses an op the IR does not know
-   (``torch.sigmoid``, ``x * s``, tuple indexing, ...) also becomes a leaf, the
-   innermost such module, so every part of the network survives import.
-2. A module call becomes one IR node named after the module's qualified name
-   (``layer1.0.conv1``); a second call of the same module gets ``_1``, ``_2``.
-   Function and method calls (``F.relu``, ``torch.add``, ``+``, ``x.view(n, -1)``)
-   are named ``<scope>.<fx name>`` where scope is the module they ran in.
-3. The IR shape of a tensor is its per-sample shape padded to (C, H, W):
-   (N, F) -> (F, 1, 1). Opaque nodes take their ``out_shape`` from a forward run
-   with ``example_input``.
-4. Each node remembers the original module in ``meta["source"]`` so a converter can
-   copy its weights into the lowered model.
+1. Trace the module with torch.fx. Modules an import rule knows
+   (:data:`~mgcompile.frontends.torch_rules.MODULE_RULES`: convs, norms, fused
+   norm+activation, activations, pools, DropPath, ...) are leaves; every other module
+   is traced through. A submodule whose ``forward`` fx cannot trace (data-dependent
+   control flow, ...) is retried as a leaf, and so is the innermost module whose traced
+   body uses a call no rule models (tuple indexing, ...): it becomes one ``opaque``
+   node, so every part of the network survives import.
+2. A module call becomes the IR nodes of its rule, named after the module's qualified
+   name (``layer1.0.conv1``; a fused norm+activation adds ``<name>.act``); a second call
+   of the same module gets ``_1``, ``_2``. Function and method calls (``F.relu``, ``+``,
+   ``x.view(n, -1)``) follow :data:`~mgcompile.frontends.torch_rules.FUNCTION_RULES` and
+   are named ``<scope>.<fx name>`` where scope is the module they ran in; a direct
+   parameter use (layer scale, LayerNorm2d's weights) is named after the parameter.
+3. Tensors carry a layout while importing: channels-last regions (``permute`` to NHWC,
+   LayerNorm and Linear over channels, ``permute`` back: ConvNeXt) become layernorm
+   and 1x1 convs on NCHW. The IR shape is the per-sample shape as (C, H, W);
+   (N, F) -> (F, 1, 1). Opaque nodes take their ``out_shape`` from a forward run.
+4. Recognised compound layers are fused on the IR (:mod:`mgcompile.frontends.fuse`:
+   squeeze-excitation).
+5. Each parametric node records where its weights come from (``meta["weights"]``:
+   lowered state-dict key -> the original's key) and its module (``meta["source"]``),
+   so a converter copies any kept layer exactly. :func:`check_import` proves the import
+   right: the imported network, lowered with those weights, reproduces the module.
 """
 
 from __future__ import annotations
@@ -23,15 +32,16 @@ from __future__ import annotations
 import copy
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from mgcompile.errors import MGCompileError, first_line
+from mgcompile.frontends.fuse import fuse_layers
+from mgcompile.frontends.torch_rules import FLAT, NCHW, NHWC, Call, Param, Value, forced_leaf, function_rule, module_rule
 from mgcompile.ir.graph import Graph
 
 _MAX_RETRACES = 64
@@ -39,21 +49,13 @@ _MAX_RETRACES = 64
 
 @dataclass
 class ImportedModule:
-    """The imported IR, the (copied) module it came from, and its opaque leaves by target name."""
+    """The imported IR, the (copied, eval-mode) module it came from, and its opaque leaves by target name."""
 
     graph: Graph
     module: nn.Module
     opaque: dict[str, nn.Module] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-class _Unknown(Exception):
-    """An fx node the IR has no op for; carries the module scope it ran in."""
-
-    def __init__(self, scope: str, what: str) -> None:
-        super().__init__(what)
-        self.scope = scope
-        self.what = what
+    opaque_inputs: dict[str, torch.Tensor] = field(default_factory=dict)  # what each opaque layer saw on import
 
 
 class _LeafTracer(fx.Tracer):
@@ -62,7 +64,7 @@ class _LeafTracer(fx.Tracer):
         self.leaves = leaves
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return qualname in self.leaves or super().is_leaf_module(m, qualname)
+        return qualname in self.leaves or forced_leaf(m) or super().is_leaf_module(m, qualname)
 
 
 def import_module(model: nn.Module, example_input: torch.Tensor) -> ImportedModule:
@@ -77,24 +79,18 @@ def import_module(model: nn.Module, example_input: torch.Tensor) -> ImportedModu
     for _ in range(_MAX_RETRACES):
         gm = _trace(module, leaves, notes)
         _propagate_shapes(gm, example_input)
-        unknown = _unknown_scopes(gm)
-        if unknown and "" not in unknown:
+        graph, opaque, unknown = _to_ir(gm, module, example_input)
+        if "" in unknown:
+            raise MGCompileError(f"the model's own forward uses {unknown['']}, which the IR does not model; "
+                                 "move it into a submodule so it can be kept as an opaque layer")
+        if unknown:
             for scope, what in sorted(unknown.items()):
                 leaves.add(scope)
-                notes.append(f"{scope}: kept as an opaque layer (uses {what})")
+                notes.append(f"{scope}: kept as an opaque layer ({type(module.get_submodule(scope)).__name__} "
+                             f"uses {what})")
             continue
-        try:
-            graph, opaque = _to_ir(gm, module, example_input)
-        except _Unknown as exc:
-            if not exc.scope:
-                raise MGCompileError(
-                    f"the model's own forward uses {exc.what}, which the IR does not model; "
-                    "move it into a submodule so it can be kept as an opaque layer"
-                ) from None
-            leaves.add(exc.scope)
-            notes.append(f"{exc.scope}: kept as an opaque layer (uses {exc.what})")
-            continue
-        return ImportedModule(graph, module, opaque, notes)
+        graph = fuse_layers(graph)
+        return ImportedModule(graph, module, opaque, notes, _opaque_inputs(module, opaque, example_input))
     raise MGCompileError("could not import the model: too many untraceable parts; pass a simpler module")
 
 
@@ -151,21 +147,49 @@ def _propagate_shapes(gm: fx.GraphModule, example_input: torch.Tensor) -> None:
                              "pass an example_input the model accepts") from None
 
 
-# ---- fx node -> IR op ----------------------------------------------------------------------------
+def _opaque_inputs(module: nn.Module, opaque: dict[str, nn.Module], example_input: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The first input each opaque layer receives on ``example_input`` (to check that it rebuilds exactly)."""
+    seen: dict[str, torch.Tensor] = {}
+    hooks = []
+    for target in opaque:
+        def hook(m: nn.Module, args: tuple, target: str = target) -> None:
+            if target not in seen and args and isinstance(args[0], torch.Tensor):
+                seen[target] = args[0].detach().clone()
+        hooks.append(module.get_submodule(target).register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            module(example_input.detach().cpu())
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
 
-def _tensor_shape(node: fx.Node) -> tuple[int, ...] | None:
+
+# ---- fx graph -> IR -----------------------------------------------------------------------------
+
+def _tensor_shape(node: Any) -> tuple[int, ...] | None:
+    if not isinstance(node, fx.Node):
+        return None
     tm = node.meta.get("tensor_meta")
     if tm is None or not hasattr(tm, "shape"):
         return None
     return tuple(int(s) for s in tm.shape)
 
 
-def ir_shape(shape: tuple[int, ...]) -> list[int]:
-    """Per-sample shape padded to (C, H, W); (N, F) -> (F, 1, 1)."""
+def ir_shape(shape: tuple[int, ...], layout: str = NCHW) -> list[int]:
+    """Per-sample shape as (C, H, W): (N, F) -> (F, 1, 1); channels-last (N, H, W, C) -> (C, H, W)."""
     rest = list(shape[1:])
     if len(rest) > 3 or not rest:
         raise MGCompileError(f"a layer outputs a tensor of shape {shape}; the IR models NCHW and NF tensors only")
+    if layout == NHWC:
+        rest = [rest[2], rest[0], rest[1]]
     return rest + [1] * (3 - len(rest))
+
+
+def _layout_of(shape: tuple[int, ...] | None) -> str | None:
+    if shape is None:
+        return None
+    return {4: NCHW, 2: FLAT}.get(len(shape))
 
 
 def _scope(node: fx.Node) -> str:
@@ -179,155 +203,34 @@ def _scope(node: fx.Node) -> str:
     return qualname
 
 
-def _pair(v: Any) -> int | None:
-    """An int from an int or a square pair; ``None`` for non-square values."""
-    if isinstance(v, int):
-        return v
-    if isinstance(v, (tuple, list)) and len(v) == 2 and v[0] == v[1] and isinstance(v[0], int):
-        return v[0]
-    return None
-
-
-def module_op(m: nn.Module) -> tuple[str, dict[str, Any]] | None:
-    """(IR op, attrs) for a module the IR models exactly; ``None`` keeps it opaque."""
-    if type(m) is nn.Conv2d:
-        k, s, p = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
-        if None in (k, s, p) or _pair(m.dilation) != 1 or m.padding_mode != "zeros":
-            return None
-        return "conv", dict(in_channels=m.in_channels, out_channels=m.out_channels, kernel=k, stride=s, padding=p,
-                            groups=m.groups, bias=m.bias is not None)
-    if type(m) is nn.BatchNorm2d:
-        if not (m.affine and m.track_running_stats) or m.momentum is None:
-            return None
-        return "batchnorm", dict(channels=m.num_features, eps=float(m.eps), momentum=float(m.momentum))
-    if type(m) is nn.ReLU:
-        return "relu", {}
-    if type(m) is nn.ReLU6:
-        return "relu6", {}
-    if type(m) is nn.Linear:
-        return "linear", dict(in_features=m.in_features, out_features=m.out_features, bias=m.bias is not None)
-    if type(m) in (nn.MaxPool2d, nn.AvgPool2d):
-        k, s, p = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
-        if None in (k, s, p) or m.ceil_mode:
-            return None
-        if isinstance(m, nn.MaxPool2d) and (_pair(m.dilation) != 1 or m.return_indices):
-            return None
-        if isinstance(m, nn.AvgPool2d) and (not m.count_include_pad or m.divisor_override is not None):
-            return None
-        return ("maxpool" if isinstance(m, nn.MaxPool2d) else "avgpool"), dict(kernel=k, stride=s, padding=p)
-    if type(m) is nn.AdaptiveAvgPool2d and _pair(m.output_size) == 1:
-        return "global_avgpool", {}
-    if type(m) is nn.Flatten and m.start_dim == 1 and m.end_dim == -1:
-        return "flatten", {}
-    if type(m) is nn.Dropout:
-        return "dropout", dict(p=float(m.p))
-    if type(m) is nn.Identity:
-        return "identity", {}
-    return None
-
-
-_RELU = {F.relu, torch.relu, torch.relu_}
-_ADD = {operator.add, operator.iadd, torch.add}
-_SUB = {operator.sub, operator.isub, torch.sub}
-
-
-def _arg(node: fx.Node, i: int, key: str, default: Any) -> Any:
-    if len(node.args) > i:
-        return node.args[i]
-    return node.kwargs.get(key, default)
-
-
-def function_op(node: fx.Node, shapes: Callable[[Any], tuple[int, ...] | None]) -> tuple[str, dict, list] | None:
-    """(IR op, attrs, tensor inputs) for a call_function/call_method node, or ``None`` when unknown."""
-    t, args = node.target, node.args
-    x = args[0] if args else None
-    method = node.op == "call_method"
-    if (not method and t in _RELU) or (method and t in ("relu", "relu_")):
-        return "relu", {}, [x]
-    if not method and t is F.relu6:
-        return "relu6", {}, [x]
-    if ((not method and t in _ADD) or (method and t in ("add", "add_"))) and len(args) == 2 and "alpha" not in node.kwargs:
-        if all(isinstance(a, fx.Node) and shapes(a) is not None for a in args):
-            return "add", {}, list(args)
-        return None
-    if ((not method and t in _SUB) or (method and t in ("sub", "sub_"))) and len(args) == 2 and "alpha" not in node.kwargs:
-        if all(isinstance(a, fx.Node) and shapes(a) is not None for a in args):
-            return "sub", {}, list(args)
-        return None
-    if not method and t is torch.cat:
-        parts = _arg(node, 0, "tensors", [])
-        if _arg(node, 1, "dim", 0) in (1, -3) and len(parts) >= 2 and all(len(shapes(p) or ()) == 4 for p in parts):
-            return "concat", {}, list(parts)
-        return None
-    if (not method and t is torch.flatten) or (method and t == "flatten"):
-        if _arg(node, 1, "start_dim", 0) == 1 and _arg(node, 2, "end_dim", -1) == -1:
-            return "flatten", {}, [x]
-        return None
-    if method and t in ("view", "reshape") or (not method and t is torch.reshape):
-        out, inp = shapes(node), shapes(x)
-        if out is not None and inp is not None and len(out) == 2 and out[0] == inp[0]:
-            return "flatten", {}, [x]
-        return None
-    if not method and t is F.adaptive_avg_pool2d and _pair(_arg(node, 1, "output_size", None)) == 1:
-        return "global_avgpool", {}, [x]
-    if (not method and t is torch.mean) or (method and t == "mean"):
-        dims = _arg(node, 1, "dim", None)
-        if isinstance(dims, (tuple, list)) and sorted(d % 4 for d in dims) == [2, 3] and len(shapes(x) or ()) == 4:
-            keep = bool(_arg(node, 2, "keepdim", False))
-            return ("global_avgpool" if keep else "global_avgpool+flatten"), {}, [x]
-        return None
-    if not method and t in (F.max_pool2d, F.avg_pool2d):
-        k = _pair(_arg(node, 1, "kernel_size", None))
-        s = _arg(node, 2, "stride", None)
-        s = k if s is None or s == [] or s == () else _pair(s)
-        p = _pair(_arg(node, 3, "padding", 0))
-        ceil = _arg(node, 5 if t is F.max_pool2d else 4, "ceil_mode", False)
-        if None in (k, s, p) or ceil:
-            return None
-        if t is F.max_pool2d and (_pair(_arg(node, 4, "dilation", 1)) != 1 or _arg(node, 6, "return_indices", False)):
-            return None
-        if t is F.avg_pool2d and (not _arg(node, 5, "count_include_pad", True) or _arg(node, 6, "divisor_override", None)):
-            return None
-        return ("maxpool" if t is F.max_pool2d else "avgpool"), dict(kernel=k, stride=s, padding=p), [x]
-    if not method and t is F.dropout:
-        return "dropout", dict(p=float(_arg(node, 1, "p", 0.5))), [x]
-    return None
-
-
-def _unknown_scopes(gm: fx.GraphModule) -> dict[str, str]:
-    """Innermost module scope -> first op in it that the IR cannot model."""
-    found: dict[str, str] = {}
-    for node in gm.graph.nodes:
-        what = None
-        if node.op == "get_attr":
-            what = _describe(node)
-        elif node.op in ("call_function", "call_method"):
-            if _tensor_shape(node) is None and node.target in (getattr, "size", "dim"):
-                continue
-            if _tensor_shape(node) is None or function_op(node, lambda v: _tensor_shape(v) if isinstance(v, fx.Node) else None) is None:
-                what = _describe(node)
-        if what is not None:
-            found.setdefault(_scope(node), what)
-    return found
-
-
 def _describe(node: fx.Node) -> str:
     t = node.target
     if node.op == "call_method":
         return f"Tensor.{t}"
     if node.op == "get_attr":
-        return f"a direct parameter access ({t})"
-    return getattr(t, "__qualname__", None) or getattr(t, "__name__", None) or str(t)
+        return f"a direct attribute access ({t})"
+    name = getattr(t, "__name__", None) or getattr(t, "__qualname__", None) or str(t)
+    return f"torch.{name}" if getattr(torch, name, None) is t else name
 
 
-def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor) -> tuple[Graph, dict[str, nn.Module]]:
+_SIZE_CALLS = {getattr, operator.getitem, "size", "dim"}
+_POISON = object()  # a value that depends on a call the IR cannot model
+
+
+def _args(node: fx.Node) -> list[fx.Node]:
+    out: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), out.append)
+    return out
+
+
+def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor
+           ) -> tuple[Graph, dict[str, nn.Module], dict[str, str]]:
+    """The IR of a traced module, its opaque leaves, and scope -> first call no rule models (empty when done)."""
     g = Graph({"notes": [], "steps": {}})
-    values: dict[fx.Node, str] = {}
+    values: dict[fx.Node, Any] = {}
     opaque: dict[str, nn.Module] = {}
+    unknown: dict[str, str] = {}
     calls: dict[str, int] = {}
-
-    def shapes(v: Any) -> tuple[int, ...] | None:
-        return _tensor_shape(v) if isinstance(v, fx.Node) else None
 
     def unique(name: str) -> str:
         candidate, k = name, 0
@@ -336,33 +239,47 @@ def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor) -> 
             candidate = f"{name}_{k}"
         return candidate
 
-    def meta(source: str | None, scope: str) -> dict:
+    def meta(source: str | None, scope: str, weights: dict[str, str] | None = None, cls: str | None = None) -> dict:
         path = source or scope
         m: dict[str, Any] = {"stage": path.split(".")[0] if path else "other"}
         if source:
             m["source"] = source
+        if cls:
+            m["class"] = cls
+        if weights:
+            m["weights"] = dict(weights)
         return m
 
-    def ins(args: list) -> list[str]:
-        out = []
-        for a in args:
-            if not isinstance(a, fx.Node) or a not in values:
-                raise _Unknown(_scope_of_user, "a non-tensor argument")
-            out.append(values[a])
-        return out
-
     for node in gm.graph.nodes:
-        _scope_of_user = _scope(node)
+        scope = _scope(node)
+        if any(values.get(a) is _POISON for a in _args(node)):
+            values[node] = _POISON
+            continue
+
+        def fail(what: str) -> None:
+            unknown.setdefault(scope, what)
+            values[node] = _POISON
+
         if node.op == "placeholder":
             if values:
                 raise MGCompileError("the model's forward takes more than one input; convert needs a single-input model")
             _, c, h, w = example_input.shape
-            values[node] = g.add("input", "input", channels=int(c), height=int(h), width=int(w), meta={"stage": "input"})
+            values[node] = Value(g.add("input", "input", channels=int(c), height=int(h), width=int(w),
+                                       meta={"stage": "input"}), NCHW)
         elif node.op == "output":
-            out = node.args[0]
-            if not isinstance(out, fx.Node) or out not in values:
+            out = values.get(node.args[0]) if isinstance(node.args[0], fx.Node) else None
+            if not isinstance(out, Value):
                 raise MGCompileError("the model must return one tensor (not a tuple or dict) to be converted")
-            g.add("output", "output", [values[out]], meta={"stage": "head"})
+            if out.layout == NHWC:
+                fail("a channels-last output")
+                continue
+            g.add("output", "output", [out.node], meta={"stage": "head"})
+        elif node.op == "get_attr":
+            attr = _get(root, str(node.target))
+            if isinstance(attr, torch.Tensor):
+                values[node] = Param(str(node.target), tuple(attr.shape))
+            else:
+                fail(_describe(node))
         elif node.op == "call_module":
             target = str(node.target)
             sub = root.get_submodule(target)
@@ -370,38 +287,117 @@ def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor) -> 
             calls[target] = n_call + 1
             name = unique(target if n_call == 0 else f"{target}_{n_call}")
             shape = _tensor_shape(node)
-            found = module_op(sub)
-            if shape is None:
-                raise _Unknown(_scope_of_user, f"module {target} returning a non-tensor")
-            if found is None:
-                inputs = ins(list(node.args))
-                if node.kwargs:
-                    raise _Unknown(_scope_of_user, f"module {target} called with keyword arguments")
+            ins = [values.get(a) for a in node.args]
+            if shape is None or node.kwargs or not ins or not all(isinstance(v, Value) for v in ins):
+                fail(f"module {target} called with non-tensor arguments or returning a non-tensor")
+                continue
+            layout = ins[0].layout
+            cls = type(sub).__name__
+            rule = module_rule(sub)
+            emitted = rule[2](sub, layout) if rule is not None and len(ins) == 1 else None
+            if emitted is None:
+                out_layout = _layout_of(shape)
+                if out_layout is None or any(v.layout == NHWC for v in ins):
+                    fail(f"module {target} ({type(sub).__name__}) on a {layout} tensor")
+                    continue
                 params = sum(p.numel() for p in sub.parameters())
-                values[node] = g.add(name, "opaque", inputs, meta=meta(target, ""), target=target,
-                                     out_shape=ir_shape(shape), params=int(params))
+                values[node] = Value(g.add(name, "opaque", [v.node for v in ins], meta=meta(target, "", cls=cls),
+                                           target=target, out_shape=ir_shape(shape), params=int(params)), out_layout)
                 opaque[target] = sub
                 continue
-            op, attrs = found
-            (x,) = ins(list(node.args[:1]))
-            if op == "identity":
-                values[node] = x
-                continue
-            values[node] = g.add(name, op, [x], meta=meta(target, ""), **attrs)
+            x = ins[0].node
+            for e in emitted:
+                weights = {k: f"{target}.{v}" for k, v in e.weights.items()}
+                x = g.add(unique(name + e.suffix), e.op, [x], meta=meta(target, "", weights, cls), **e.attrs)
+            out_layout = FLAT if any(e.op == "flatten" for e in emitted) else layout
+            values[node] = Value(x, out_layout)
         elif node.op in ("call_function", "call_method"):
-            if _tensor_shape(node) is None and node.target in (getattr, "size", "dim"):
+            shape = _tensor_shape(node)
+            if shape is None and node.target in _SIZE_CALLS:
                 continue  # shape arithmetic feeding a view/reshape
-            found = function_op(node, shapes)
-            if found is None or _tensor_shape(node) is None:
-                raise _Unknown(_scope_of_user, _describe(node))
-            op, attrs, args = found
-            base = f"{_scope_of_user}.{node.name}" if _scope_of_user else node.name
-            m = meta(None, _scope_of_user)
-            if op == "global_avgpool+flatten":
-                pooled = g.add(unique(base + "_pool"), "global_avgpool", ins(args), meta=m)
-                values[node] = g.add(unique(base), "flatten", [pooled], meta=m)
+            rule = function_rule(node)
+            res = rule[2](Call(node, _tensor_shape, values)) if rule is not None else None
+            if res is None:
+                fail(_describe(node))
+                continue
+            if res.passthrough is not None:
+                values[node] = res.passthrough
+                continue
+            if shape is None:
+                fail(_describe(node))
+                continue
+            layout = res.layout or res.inputs[0].layout
+            owner = next(iter(res.weights.values()), "").rsplit(".", 1)[0] if res.weights else None
+            base = (f"{scope}.{node.name}" if scope else node.name) if not res.weights else (
+                next(iter(res.weights.values())) if res.op == "layer_scale" else owner)
+            m = meta(owner, scope, res.weights)
+            ins = [v.node for v in res.inputs]
+            if res.op == "global_avgpool+flatten":
+                pooled = g.add(unique(base + "_pool"), "global_avgpool", ins, meta=m)
+                values[node] = Value(g.add(unique(base), "flatten", [pooled], meta=m), FLAT)
             else:
-                values[node] = g.add(unique(base), op, ins(args), meta=m, **attrs)
-        elif node.op == "get_attr":
-            raise _Unknown(_scope_of_user, _describe(node))
-    return g, opaque
+                values[node] = Value(g.add(unique(base), res.op, ins, meta=m, **res.attrs), layout)
+    return g, opaque, unknown
+
+
+def _get(root: nn.Module, path: str) -> Any:
+    obj: Any = root
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+# ---- weights and the import check ---------------------------------------------------------------
+
+def copy_weights(graph: Graph, original: nn.Module, lowered: nn.Module, nodes: list[str] | None = None) -> list[str]:
+    """Load every imported node's weights from the original module (``meta["weights"]``); returns their sources.
+
+    Weights are reshaped where the IR writes a layer differently (a channels-last Linear
+    is a 1x1 conv); a lowered key the original lacks keeps its initial value.
+    """
+    state = original.state_dict()
+    copied: list[str] = []
+    with torch.no_grad():
+        for n in nodes if nodes is not None else graph.nodes():
+            weights = graph.meta(n).get("weights")
+            if not weights:
+                continue
+            target = lowered.get_submodule(n)
+            own = target.state_dict()
+            for key, src in weights.items():
+                if key not in own or src not in state:
+                    continue
+                value = state[src]
+                if own[key].numel() != value.numel():
+                    raise MGCompileError(f"cannot copy {src} {tuple(value.shape)} into {n}.{key} {tuple(own[key].shape)}")
+                _set(target, key, value.reshape(own[key].shape))
+            copied.append(graph.meta(n).get("source", n))
+    return copied
+
+
+def _set(module: nn.Module, key: str, value: torch.Tensor) -> None:
+    *path, leaf = key.split(".")
+    for p in path:
+        module = getattr(module, p)
+    getattr(module, leaf).copy_(value)
+
+
+def check_import(imported: ImportedModule, example_input: torch.Tensor, atol: float = 1e-4) -> None:
+    """The imported network, lowered with the original's weights, must reproduce the original (in eval mode).
+
+    A mismatch means an import rule misread a layer: an internal error, never a silently different network.
+    """
+    from mgcompile.backends.torch_module import lower_to_torch
+    from mgcompile.errors import InternalError
+    from mgcompile.passes.pipeline import run_passes
+
+    base = lower_to_torch(run_passes(imported.graph.copy()), opaque=imported.opaque)
+    copy_weights(imported.graph, imported.module, base)
+    base.eval()
+    x = example_input.detach().cpu()
+    with torch.no_grad():
+        want, got = imported.module(x), base(x)
+    err = (want - got).abs().max().item() / max(1e-12, want.abs().max().item())
+    if not err <= atol:
+        raise InternalError(f"the imported network differs from the module (max rel. error {err:.2e}): an import rule "
+                            "misread a layer; please report it with the model")

@@ -119,6 +119,18 @@ def step_cost(a: Mapping[str, Any], in_shape: Shape) -> tuple[int, int]:
     return params, macs
 
 
+def structure(a: Mapping[str, Any], parts: Sequence[str] = ("body", "post")) -> tuple:
+    """A step's shape of computation with node names replaced by positions: two steps that compute the same
+    function of the same parameters (whatever their nodes are called) have equal structures."""
+    ids = {STEP_INPUT: STEP_INPUT, SUM: SUM}
+    out: list = [a["sum"]]
+    for part in parts:
+        for n in a[part]:
+            ids[n["name"]] = f"#{len(ids)}"
+            out.append((part, n["op"], tuple(ids.get(i, "?") for i in n["inputs"]), tuple(sorted(n["attrs"].items()))))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class LevelScale:
     """How widths map from a step at ``step_width`` to one of its MG levels (see ``OpDef.scale``).

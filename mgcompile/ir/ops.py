@@ -172,9 +172,29 @@ def _concat_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
     return (sum(x[0] for x in s), s[0][1], s[0][2])
 
 
-def _pool_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
+def _pool_size(size: int, a: Mapping[str, Any]) -> int:
     k, st, p = a["kernel"], a["stride"], a["padding"]
-    return (s[0][0], _spatial(s[0][1], k, st, p), _spatial(s[0][2], k, st, p))
+    if not a.get("ceil_mode"):
+        return _spatial(size, k, st, p)
+    out = -(-(size + 2 * p - k) // st) + 1  # PyTorch's ceil mode: a last window may start in the input or left padding
+    if (out - 1) * st >= size + p:
+        out -= 1
+    if out < 1:
+        raise InputTooSmall(f"spatial size {size} is too small for kernel {k}, stride {st}, padding {p}")
+    return out
+
+
+def _pool_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
+    return (s[0][0], _pool_size(s[0][1], a), _pool_size(s[0][2], a))
+
+
+def _broadcast_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
+    x, y = s
+    if x == y or (y == (x[0], 1, 1)):
+        return x
+    if x == (y[0], 1, 1):
+        return y
+    raise GraphError(f"mul multiplies equal shapes or a map by a per-channel (C, 1, 1) tensor, got {x} and {y}")
 
 
 def _linear_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
@@ -235,7 +255,7 @@ _ops: list[OpDef] = [
     _activation("relu", "ReLU"),
     _activation("relu6", "ReLU6 (MobileNetV2)"),
     _activation("silu", "SiLU / Swish (EfficientNet)"),
-    _activation("gelu", "GELU (ConvNeXt)"),
+    _activation("gelu", "GELU (ConvNeXt); approximate 'none' or 'tanh'", approximate=opt(str, "none")),
     _activation("hardswish", "Hardswish (MobileNetV3)"),
     _activation("hardsigmoid", "Hardsigmoid"),
     _activation("sigmoid", "Sigmoid"),
@@ -253,6 +273,9 @@ _ops: list[OpDef] = [
           doc="stochastic depth: drop the whole branch per sample with probability p in training (identity in eval)"),
     OpDef("add", {}, (2, None), _same("add"), "add", count_group="add", doc="elementwise sum"),
     OpDef("sub", {}, (2, 2), _same("sub"), "sub", count_group="add", doc="elementwise difference a - b"),
+    OpDef("mul", {}, (2, 2), _broadcast_infer, "mul", count_group="add",
+          doc="elementwise product, or a map times a per-channel (C, 1, 1) gate (what an imported attention "
+              "layer multiplies by before it is recognised)"),
     OpDef("concat", {}, (2, None), _concat_infer, "concat", scale=None, doc="concatenation along channels"),
     OpDef("restrict", {"in_channels": req(INT), "out_channels": req(INT), "groups": req(INT),
                        "permutation": opt((list, type(None)), None)},
@@ -264,8 +287,11 @@ _ops: list[OpDef] = [
           (1, 1), _transfer_infer, "prolong", _transfer_params, _transfer_macs, param_kind="transfer",
           widths=("in_channels", "out_channels"), scale=None,
           doc="MG prolongation P: a grouped 1x1 conv (coarse -> fine), then the inverse permutation"),
-    OpDef("avgpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0)}, (1, 1), _pool_infer,
-          "avgpool", scale=None, count_group="pool", doc="average pooling (zero padding counted)"),
+    OpDef("avgpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0), "ceil_mode": opt(bool, False),
+                      "count_include_pad": opt(bool, True)}, (1, 1), _pool_infer,
+          "avgpool", scale=None, count_group="pool",
+          doc="average pooling (zero padding counted unless count_include_pad is false; ceil_mode as PyTorch: "
+              "ResNet-D's shortcut)"),
     OpDef("maxpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0)}, (1, 1), _pool_infer,
           "maxpool", scale=None, count_group="pool", doc="max pooling"),
     OpDef("global_avgpool", {}, (1, 1), lambda a, s: (s[0][0], 1, 1), "global_avgpool", scale=None,

@@ -9,12 +9,12 @@ Adding a family: a template in ``mgcompile/steps.py`` if its step is new, and on
 import importlib
 import pkgutil
 
-from mgcompile.models.base import (FAMILIES, MODELS, Family, ModelEntry, family_of, graph_from_spec, graph_meta,
-                                   register_family, register_model, uneven_policy)
+from mgcompile.models.base import (FAMILIES, MODELS, Family, ModelEntry, family_of, family_of_module, graph_from_spec,
+                                   graph_meta, register_family, register_model, uneven_policy)
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name not in ("base", "layers") and not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["FAMILIES", "MODELS", "Family", "ModelEntry", "family_of", "graph_from_spec", "graph_meta",
+__all__ = ["FAMILIES", "MODELS", "Family", "ModelEntry", "family_of", "family_of_module", "graph_from_spec", "graph_meta",
            "register_family", "register_model", "uneven_policy"]

@@ -29,6 +29,9 @@ class Family:
     * ``validate``: family checks beyond the generic ones (a stage count, a variant).
     * ``torchvision``: torchvision models of the same architecture (for the docs and
       ``mgcompile list``; ``torchvision:NAME`` converts the module instead).
+    * ``module_names``: fnmatch patterns of torchvision / timm model names (and lower-case
+      class names) of this family: a converted module of the family takes its ``uneven``
+      default (RegNet's 80/400-wide levels convert with ``floor``, ResNets keep ``error``).
     """
 
     arch: str
@@ -37,6 +40,7 @@ class Family:
     uneven: str = "floor"
     validate: Callable[[Spec], None] | None = None
     torchvision: tuple[str, ...] = ()
+    module_names: tuple[str, ...] = ()
     doc: str = ""
 
 
@@ -74,6 +78,14 @@ def family_of(spec: Spec) -> Family:
     if family.validate is not None:
         family.validate(spec)
     return family
+
+
+def family_of_module(name: str) -> Family | None:
+    """The family a torchvision/timm model name or a class name belongs to (``module_names``), if any."""
+    import fnmatch
+
+    key = name.split(":")[-1].lower()
+    return next((f for f in FAMILIES.values() if any(fnmatch.fnmatchcase(key, p) for p in f.module_names)), None)
 
 
 def uneven_policy(spec: Spec) -> str:

@@ -101,6 +101,7 @@ def _validate(spec: Spec) -> None:
 
 
 register_family(Family("convnext", convnext_graph, blocks=("convnext",), uneven="floor", validate=_validate,
+                       module_names=("convnext*",),
                        torchvision=("convnext_tiny",),
                        doc="ConvNeXt (patchify stem, 7x7 depth-wise + LayerNorm + MLP blocks; MG groups the 1x1s)"))
 

@@ -100,6 +100,7 @@ def _validate(spec: Spec) -> None:
 
 
 register_family(Family("efficientnet", efficientnet_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       module_names=("efficientnet*",),
                        torchvision=("efficientnet_b0",),
                        doc="EfficientNet-B0 (MBConv: inverted residuals with SE, SiLU, stochastic depth; "
                            "MG groups the 1x1 convs)"))

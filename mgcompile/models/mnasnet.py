@@ -75,6 +75,7 @@ def _validate(spec: Spec) -> None:
 
 
 register_family(Family("mnasnet", mnasnet_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       module_names=("mnasnet*",),
                        torchvision=("mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"),
                        doc="MnasNet-B1 (inverted residuals, kernels 3/5, no SE; MG groups the 1x1 convs)"))
 

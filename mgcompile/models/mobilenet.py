@@ -68,6 +68,7 @@ def _validate(spec: Spec) -> None:
 
 
 register_family(Family("mobilenet_v2", mobilenet_v2_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       module_names=("mobilenet_v2*", "mobilenetv2*"),
                        torchvision=("mobilenet_v2",), doc="MobileNetV2 (inverted residuals; MG groups the 1x1 convs)"))
 
 

@@ -146,6 +146,7 @@ def _validate(spec: Spec) -> None:
 
 
 register_family(Family("mobilenet_v3", mobilenet_v3_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       module_names=("mobilenet_v3*", "mobilenetv3*"),
                        torchvision=("mobilenet_v3_small", "mobilenet_v3_large"),
                        doc="MobileNetV3 Small/Large (inverted residuals with SE and Hardswish; MG groups the 1x1 convs)"))
 

@@ -147,6 +147,7 @@ def _validate(spec: Spec) -> None:
 
 
 register_family(Family("regnet", regnet_graph, blocks=("bottleneck",), uneven="floor", validate=_validate,
+                       module_names=("regnet*",),
                        torchvision=("regnet_x_400mf", "regnet_y_400mf"),
                        doc="RegNetX/Y 400MF (grouped bottlenecks, SE for Y; quantized linear widths)"))
 

@@ -66,6 +66,7 @@ def _validate(spec: Spec) -> None:
 
 
 register_family(Family("resnet", resnet_graph, blocks=("basic", "bottleneck"), uneven="error", validate=_validate,
+                       module_names=("resnet*", "resnext*", "wide_resnet*", "seresnet*", "seresnext*", "ecaresnet*"),
                        torchvision=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
                        doc="ResNets with CIFAR (3x3) or ImageNet (7x7 + max-pool) stems; basic or bottleneck steps"))
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torchvision
 from torch import nn
 
 from mgcompile.backends.torch_module import lower_to_torch
 from mgcompile.frontends.opaque import opaque_record, rebuild_opaque_modules
-from mgcompile.frontends.torch_import import import_module
+from mgcompile.frontends.torch_import import check_import, copy_weights, import_module
 from mgcompile.passes.count import count
 from mgcompile.passes.pipeline import run_passes
 
@@ -25,17 +26,68 @@ def test_resnet18_imports_with_module_names_and_exact_count():
     assert not imp.opaque
 
 
-def test_mobilenet_v3_unknown_ops_become_opaque_and_round_trip():
-    model = torchvision.models.mobilenet_v3_small(num_classes=10).eval()
-    imp = import_module(model, X[:1])
-    assert "features.1.block.1" in imp.opaque  # SqueezeExcitation multiplies: kept whole
+def _round_trip(model: nn.Module, x: torch.Tensor):
+    """Import, lower with the copied weights, and compare with the original (what check_import asserts)."""
+    imp = import_module(model, x[:1])
     lowered = lower_to_torch(run_passes(imp.graph), opaque=imp.opaque)
-    for n in run_passes(imp.graph).nodes():
-        src = imp.graph.meta(n).get("source") if n in imp.graph else None
-        if src and imp.graph.op(n) in ("conv", "batchnorm", "linear"):
-            lowered.get_submodule(n).load_state_dict(model.get_submodule(src).state_dict())
-    lowered.eval()
-    torch.testing.assert_close(lowered(X), model(X))
+    copy_weights(imp.graph, imp.module, lowered)
+    torch.testing.assert_close(lowered.eval()(x), model.eval()(x), rtol=1e-4, atol=1e-5)
+    return imp
+
+
+def test_mobilenet_v3_squeeze_excitation_and_hardswish_are_ir_ops():
+    imp = _round_trip(torchvision.models.mobilenet_v3_small(num_classes=10), X)
+    g = imp.graph
+    assert not imp.opaque and not imp.notes
+    assert g.op("features.1.block.1") == "squeeze_excite"  # torchvision's SqueezeExcitation, fused by dataflow
+    assert g.attrs("features.1.block.1") == {"channels": 16, "squeeze": 8, "activation": "relu", "gate": "hardsigmoid"}
+    assert g.meta("features.1.block.1")["weights"]["fc1.weight"] == "features.1.block.1.fc1.weight"
+    assert g.op("features.1.block.0.2") == "relu" and g.op("features.4.block.0.2") == "hardswish"
+
+
+def test_convnext_channels_last_block_becomes_layernorm_and_1x1_convs():
+    model = torchvision.models.convnext_tiny(num_classes=10)
+    imp = _round_trip(model, torch.randn(2, 3, 64, 64))
+    g = imp.graph
+    assert g.op("features.1.0.block.2") == "layernorm" and g.op("features.1.0.block.3") == "conv"
+    assert g.attrs("features.1.0.block.3")["kernel"] == 1 and g.attrs("features.1.0.block.3")["bias"]
+    assert g.op("features.1.0.layer_scale") == "layer_scale"  # a direct parameter use, named after it
+    assert "features.1.0.stochastic_depth" not in g  # rate 0: an identity
+    assert g.op("features.7.2.stochastic_depth") == "drop_path" and g.attrs("features.7.2.stochastic_depth")["p"] > 0.09
+    assert not imp.opaque
+
+
+def test_drop_path_is_kept_not_traced_away_in_eval_mode():
+    model = torchvision.models.efficientnet_b0(num_classes=10, stochastic_depth_prob=0.2)
+    g = _round_trip(model, X).graph
+    rates = [g.attrs(n)["p"] for n in g.nodes("drop_path")]
+    assert len(rates) == 9 and max(rates) > 0.1  # StochasticDepth in row mode, its rate kept per block
+
+
+class _Cumulative(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cumsum(x, dim=1)  # no IR op
+
+
+def test_a_call_no_rule_models_keeps_its_module_opaque_with_a_note():
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), _Cumulative(), nn.ReLU()).eval()
+    imp = _round_trip(model, X)
+    assert list(imp.opaque) == ["1"] and imp.graph.meta("1")["class"] == "_Cumulative"
+    assert imp.notes == ["1: kept as an opaque layer (_Cumulative uses torch.cumsum)"]
+    assert imp.opaque_inputs["1"].shape == (1, 8, 32, 32)  # recorded for the rebuild check
+
+
+def test_the_import_check_catches_a_misread_layer(monkeypatch):
+    from mgcompile.errors import InternalError
+    from mgcompile.frontends import torch_rules
+
+    model = torchvision.models.resnet18(num_classes=10)
+    imp = import_module(model, X[:1])
+    check_import(imp, X[:1])
+    relu = next(n for n in imp.graph.nodes("relu"))
+    imp.graph.nx.nodes[relu]["op"] = "sigmoid"  # what a wrong rule would produce
+    with pytest.raises(InternalError, match="differs from the module"):
+        check_import(imp, X[:1])
 
 
 class _Untraceable(nn.Module):

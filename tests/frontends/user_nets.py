@@ -64,7 +64,7 @@ class SequentialNet(nn.Module):
 
 
 class Scale(nn.Module):
-    """A layer the IR does not know: a learnable per-channel scale."""
+    """A layer the IR does not know: a per-channel scale through a function of its parameter (``abs``)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -72,7 +72,7 @@ class Scale(nn.Module):
         self.gamma = nn.Parameter(torch.linspace(0.5, 1.5, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma.view(1, -1, 1, 1)
+        return x * self.gamma.view(1, -1, 1, 1).abs()
 
 
 class BottleneckNet(nn.Module):

@@ -9,13 +9,17 @@ import pytest
 import torch
 import torchvision
 
-from mgcompile.frontends.patterns import find_blocks
+from mgcompile.frontends.residuals import find_sums
 from mgcompile.frontends.torch_import import import_module
 
 _spec = importlib.util.spec_from_file_location("user_nets", Path(__file__).with_name("user_nets.py"))
 user_nets = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(user_nets)
 X = torch.randn(1, 3, 32, 32)
+
+
+def find_blocks(graph):
+    return [s.step for s in find_sums(graph) if s.step is not None]
 
 
 def _blocks(model):
@@ -32,7 +36,8 @@ def test_resnet18_blocks_named_after_modules():
 def test_resnext_bottlenecks_keep_their_cardinality():
     found = find_blocks(import_module(torchvision.models.resnext50_32x4d(num_classes=10), X).graph)
     assert len(found) == 16 and {b.kind for b in found} == {"bottleneck"}
-    assert found[1].mid_groups == 32 and found[1].mid_channels == 128 and found[1].constant_width
+    conv2 = next(n for n in found[1].attrs["body"] if n["name"] == "conv2")["attrs"]
+    assert conv2["groups"] == 32 and conv2["in_channels"] == 128 and found[1].constant_width
     assert "layer1.0.downsample.0" in found[0].replaced
 
 
