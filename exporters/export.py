@@ -44,8 +44,12 @@ def check_target(path: str | os.PathLike) -> Path:
 
 def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.PathLike, *, fmt: str = "onnx",
                  opset: int = onnx_export.DEFAULT_OPSET, dynamic_batch: bool = True, optimize: bool = True,
-                 verify: bool = True, metadata: Mapping[str, Any] | None = None) -> dict:
-    """Export eval-mode ``model`` (input ``(C, H, W)``) to ``path``; returns a report (and writes the JSON)."""
+                 verify: bool = True, metadata: Mapping[str, Any] | None = None,
+                 reference: Mapping[str, torch.Tensor] | None = None) -> dict:
+    """Export eval-mode ``model`` (input ``(C, H, W)``) to ``path``; returns a report (and writes the JSON).
+
+    ``reference``: a saved model's stored input and output, which the module and the artifact must reproduce.
+    """
     if fmt not in FORMATS:
         raise MGCompileError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "onnx":
@@ -77,9 +81,9 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
         if verify:
             with stage(f"verifying the {fmt} file against PyTorch at batch sizes {', '.join(map(str, batches))}"):
                 if fmt == "onnx":
-                    result = verify_onnx(tmp, model, input_shape, batches)
+                    result = verify_onnx(tmp, model, input_shape, batches, reference=reference)
                 else:
-                    result = _verify_torch(run(tmp), model, input_shape, batches, fmt)
+                    result = _verify_torch(run(tmp), model, input_shape, batches, fmt, reference)
             raise_unless_ok(result, f"the {fmt} export")
     if result is not None:
         report["verification"] = result
@@ -89,8 +93,9 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
     return report
 
 
-def _verify_torch(run, model: nn.Module, shape: Sequence[int], batches: Sequence[int], fmt: str) -> dict:
-    result = compare(run, model, shape, batches)
+def _verify_torch(run, model: nn.Module, shape: Sequence[int], batches: Sequence[int], fmt: str,
+                  reference: Mapping[str, torch.Tensor] | None = None) -> dict:
+    result = compare(run, model, shape, batches, reference=reference)
     return {"format": fmt, "runtime": f"torch {torch.__version__}", "providers": ["torch-cpu"], **result}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from mgcompile.errors import GraphError, MGCompileError, SpecError  # noqa: E402
+from mgcompile.errors import GraphError, MGCompileError, NothingConverted, SpecError  # noqa: E402
 
 _LAZY = {
     "Spec": "mgcompile.spec", "mg_levels": "mgcompile.spec",
@@ -27,7 +27,7 @@ _LAZY = {
     "convert": "mgcompile.conversion",
 }
 
-__all__ = ["GraphError", "MGCompileError", "SpecError", "__version__", *sorted(_LAZY)]
+__all__ = ["GraphError", "MGCompileError", "NothingConverted", "SpecError", "__version__", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

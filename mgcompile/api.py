@@ -121,7 +121,11 @@ def save(model: nn.Module, path: str | os.PathLike, graph: Graph | None = None) 
     """Save IR + state dict (+ spec) to ``path`` (a ``.pt`` file, or a folder -> ``folder/model.pt``).
 
     No classes are pickled: :func:`load` rebuilds the module from the IR, so the file
-    loads with ``torch.load(weights_only=True)``. The write is atomic.
+    loads with ``torch.load(weights_only=True)``. Opaque layers (kept from a converted
+    module) are stored so that they reload exactly (:mod:`mgcompile.frontends.opaque`).
+    The file also holds a reference input and the model's eval-mode output on it, which
+    ``export`` checks a reloaded model against, and the mode (train/eval) the model was in.
+    The write is atomic.
     """
     graph = graph if graph is not None else getattr(model, "mg_graph", None)
     if graph is None:
@@ -129,16 +133,29 @@ def save(model: nn.Module, path: str | os.PathLike, graph: Graph | None = None) 
     target = Path(path)
     if target.suffix != ".pt":
         target = target / MODEL_FILE
+    from mgcompile.frontends.opaque import store_opaque
+
+    x = reference_input(graph)
+    output, scripts = store_opaque(model, graph, x)
     payload = {
         "format": MODEL_FORMAT,
         "mgcompile_version": __version__,
         "graph": graph.to_dict(),
         "opaque": dict(graph.meta_graph.get("opaque", {})),
+        "opaque_scripts": scripts,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "training": bool(model.training),
+        "reference": {"input": x, "output": output},
     }
     with atomic_path(target) as tmp:
         torch.save(payload, tmp)
     return target
+
+
+def reference_input(graph: Graph, seed: int = 0) -> torch.Tensor:
+    """The fixed input a saved model's reference output is computed on (one sample, seeded)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(1, *graph.input_shape(), generator=gen)
 
 
 def load_payload(path: str | os.PathLike) -> dict[str, Any]:
@@ -161,17 +178,21 @@ def load_payload(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load(path: str | os.PathLike, *, opaque: Mapping[str, nn.Module] | None = None) -> nn.Module:
-    """Rebuild a saved model from its IR and load its weights (the sparse permutations come from the file)."""
+    """Rebuild a saved model from its IR and load its weights (the sparse permutations come from the file).
+
+    The model comes back in the mode it was saved in (``training``; files written before
+    mgcompile stored it load in train mode, PyTorch's default).
+    """
     payload = load_payload(path)
     graph = Graph.from_dict(payload["graph"])
     if opaque is None and payload.get("opaque"):
         from mgcompile.frontends.opaque import rebuild_opaque_modules
 
-        opaque = rebuild_opaque_modules(payload["opaque"])
+        opaque = rebuild_opaque_modules(payload["opaque"], payload.get("opaque_scripts", {}))
     model = build(graph, opaque=opaque)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         first = first_line(exc)
         raise MGCompileError(f"{path}: weights do not match the stored IR ({first}); the file is damaged") from None
-    return model
+    return model.train(bool(payload.get("training", True)))

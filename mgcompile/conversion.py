@@ -49,7 +49,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
             uneven_groups: str | None = None,
             width_mult: float | None = None, ignored_layers: Iterable[str] = (), min_channels: int = 0,
             example_input: torch.Tensor | None = None, seed: int = 0, name: str | None = None,
-            paper_width_mult: float = 1.0) -> nn.Module:
+            paper_width_mult: float = 1.0, init: str = "random") -> nn.Module:
     """Return the MG version of ``model`` (a ``torch.fx.GraphModule``; ``model`` is not changed).
 
     The result carries ``.mg_graph`` (the expanded IR), ``.mg_spec`` (``None``: it
@@ -61,7 +61,12 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     ``name`` also finds the module's family, whose uneven-groups default applies when ``uneven_groups`` is None
     (a step of no known family takes its step kind's). The result is in the mode ``model`` was in
     (``model.training``), like ``model`` itself.
+
+    ``init``: ``random`` (default) initialises every MG cycle afresh from ``seed``; ``base`` starts each
+    cycle as its base step's block-diagonal (see :func:`warm_start`), for converting a trained network.
     """
+    if init not in INITS:
+        raise MGCompileError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     what = name or type(model).__name__
     if uneven_groups is None:
         from mgcompile.models import family_of_module
@@ -86,6 +91,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     rows: list[dict[str, Any]] = []
     skip: dict[str, str] = {}
     outputs: dict[str, str] = {}  # a collapsed block's old output node -> its macro node
+    converted: dict[str, dict[str, dict[str, str]]] = {}  # cycled step -> its template nodes' original weights
     shapes = infer_shapes(graph)
     for found in find_sums(graph):
         block = found.step
@@ -100,6 +106,8 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
         rows.append(row)
         status, reason, after = _decide(block, params, patterns, min_channels)
         row.update(status=status, reason=reason)
+        if status == "converted":
+            converted[block.name] = block.weights
         if status in ("converted", "transition"):
             outputs[block.output] = collapse(graph, block, meta={"stage": _stage(block.name)})
             if after is not None:
@@ -119,7 +127,10 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     with stage(f"building the MG network ({len(expanded)} IR nodes) and copying the kept layers' weights"):
         lowered = lower_to_torch(expanded, opaque=imported.opaque, seed=seed)
         kept = copy_weights(expanded, imported.module, lowered)
+        if init == "base":
+            warm_start(expanded, imported.module, lowered, converted)
     report = _report(rows, kept, imported, expanded, model, mg, name)
+    report["init"] = init
     paper = paper_match(report["name"], mg, paper_width_mult, report["base_params"], report["params"])
     if paper is not None:
         report["paper"] = paper
@@ -128,6 +139,38 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     lowered.mg_conversion = report  # type: ignore[attr-defined]
     lowered.train(bool(getattr(model, "training", True)))
     return attach(lowered, expanded, None)
+
+
+INITS = ("random", "base")
+
+
+@torch.no_grad()
+def warm_start(graph: Graph, original: nn.Module, lowered: nn.Module, steps: dict[str, dict[str, dict[str, str]]]) -> None:
+    """Start every cycle as its base step's block-diagonal: level 0 (the step's own width) takes the base
+    weights (a grouped conv the diagonal blocks of the dense one; depth-wise, norms and SE exactly), and every
+    level's correction starts at zero (the BN after P has scale 0), so the cycle initially computes the
+    base step with its cross-group couplings cut; the coarse levels learn those back."""
+    state = original.state_dict()
+    for step, weights in steps.items():
+        for tname, wmap in weights.items():
+            node = f"{step}.level0.{tname}"
+            if node not in graph:
+                continue
+            own = lowered.get_submodule(node).state_dict()
+            for key, src in wmap.items():
+                if key not in own or src not in state:
+                    continue
+                value, target = state[src], own[key]
+                if value.numel() == target.numel():
+                    target.copy_(value.reshape(target.shape))
+                elif value.dim() == 4 and target.dim() == 4 and value.shape[0] == target.shape[0]:
+                    groups = value.shape[1] // target.shape[1]
+                    out_g, in_g = target.shape[0] // groups, target.shape[1]
+                    for k in range(groups):
+                        target[k * out_g:(k + 1) * out_g] = value[k * out_g:(k + 1) * out_g, k * in_g:(k + 1) * in_g]
+        for n in graph.nodes("batchnorm"):
+            if n.startswith(f"{step}.level") and n.endswith(".prolong_bn"):
+                lowered.get_submodule(n).weight.zero_()
 
 
 def _stage(block: str) -> str:

@@ -39,6 +39,7 @@ class Resolved:
     graph: Graph
     path: Path | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] | None = None  # a saved model's reference input and output (``mgcompile.save``)
     _model: nn.Module | None = None
 
     def model(self) -> nn.Module:
@@ -60,7 +61,8 @@ def torchvision_models() -> list[str]:
     return models.list_models(module=models)
 
 
-_CONVERT_KEYS = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "uneven_groups", "seed")
+_CONVERT_KEYS = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "uneven_groups", "seed",
+                 "init")
 
 
 def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int = 0, **overrides: Any) -> Resolved:
@@ -70,6 +72,8 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
     (spec fields for spec and registry REFs, converter options for modules).
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides.get("init") == "random":
+        overrides.pop("init")  # the default everywhere
     if ignored_layers:
         overrides["ignored_layers"] = tuple(ignored_layers)
     if min_channels:
@@ -81,18 +85,26 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
                 f"{ref} is an already converted model; options {', '.join(sorted(overrides))} cannot change it. "
                 "Convert the base network again with the new options"
             )
-        graph = Graph.from_dict(load_payload(ref)["graph"])
-        return Resolved(ref, "saved", spec_of(graph), graph, path=p)
+        payload = load_payload(ref)
+        graph = Graph.from_dict(payload["graph"])
+        return Resolved(ref, "saved", spec_of(graph), graph, path=p, reference=payload.get("reference"))
     if p.is_dir():
         raise MGCompileError(f"{ref} is a folder without model.pt; pass a folder written by `mgcompile convert`")
     if p.suffix in (".yaml", ".yml", ".json") or p.is_file():
         spec = Spec.from_file(p)
         spec = spec.replace(**overrides) if overrides else spec
         return Resolved(ref, "spec", spec, expand(spec))
+    if "init" in overrides and not (ref.startswith(("torchvision:", "timm:")) or ":" in ref
+                                    or ref not in {e.name for e in list_models()} and ref in torchvision_models()):
+        raise MGCompileError(f"--init {overrides['init']} starts converted cycles from an existing module's weights; "
+                             f"{ref} is built from a spec with fresh weights (use torchvision:NAME or module:callable)")
     registered = {e.name for e in list_models()}
     if ref.startswith("torchvision:"):
         name = ref.split(":", 1)[1]
         return _convert_module(ref, name, _torchvision(name, overrides), overrides)
+    if ref.startswith("timm:"):
+        name = ref.split(":", 1)[1]
+        return _convert_module(ref, name, _timm(name, overrides), overrides)
     if ":" in ref:
         return _convert_module(ref, ref.split(":", 1)[1], _user_callable(ref, overrides), overrides)
     if ref in registered or MG_NAME.match(ref) or "/" in ref or ref not in torchvision_models():
@@ -120,6 +132,29 @@ def _torchvision(name: str, overrides: dict[str, Any]) -> nn.Module:
             raise MGCompileError(f"--width-mult applies to mobilenet models, not torchvision {name}")
         kwargs["width_mult"] = float(overrides["width_mult"])
     return torchvision.models.get_model(name, **kwargs)
+
+
+def _timm(name: str, overrides: dict[str, Any]) -> nn.Module:
+    """A timm model with fresh weights (nothing is downloaded: ``pretrained=False``)."""
+    import difflib
+    import importlib.util
+
+    if importlib.util.find_spec("timm") is None:
+        raise MGCompileError(f"timm:{name} needs timm, which is not installed; pip install 'mgcompile[timm]'")
+    import timm
+
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=4)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise MGCompileError(f"timm has no model {name!r}; {hint}timm.list_models() lists them")
+    if "width_mult" in overrides:
+        raise MGCompileError(f"--width-mult cannot be passed to timm:{name}; pick the timm model of the width you want")
+    kwargs: dict[str, Any] = {"pretrained": False}
+    if "num_classes" in overrides:
+        kwargs["num_classes"] = overrides["num_classes"]
+    if "in_channels" in overrides:
+        kwargs["in_chans"] = overrides["in_channels"]
+    return timm.create_model(name, **kwargs)
 
 
 def _user_callable(ref: str, overrides: dict[str, Any]) -> nn.Module:

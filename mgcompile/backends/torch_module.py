@@ -89,11 +89,12 @@ class ChannelLayerNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
+        self.channels = channels
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
-        x = F.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps)
+        x = F.layer_norm(x, (self.channels,), self.weight, self.bias, self.eps)  # a static shape exports everywhere
         return x.permute(0, 3, 1, 2)
 
 

@@ -17,9 +17,13 @@ from mgcompile.cli.options import mg_options
                    "e.g. 'layer4.*'.")
 @click.option("--min-channels", type=click.IntRange(min=0), default=0,
               help="Convert only steps at least this wide (where MG pays).")
+@click.option("--init", type=click.Choice(["random", "base"]), default="random", show_default=True,
+              help="Modules only: 'base' starts each MG cycle as the base step's block-diagonal (level 0 takes the "
+                   "step's weights, corrections start at zero), for converting a trained network; 'random' inits "
+                   "cycles afresh from --seed.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (default: ./out/<name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON instead of a table.")
-def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, out: str | None,
+def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, init: str, out: str | None,
             as_json: bool) -> None:
     """Convert BASE into its MG version.
 
@@ -27,8 +31,9 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     weights), a spec file, a torchvision classification model name (any in
     torchvision.models.list_models(); torchvision:NAME forces converting torchvision's
     module, keeping its weights, rather than building the registry spec of the same
-    name: mobilenet_v3_small builds the spec, torchvision:mobilenet_v3_small converts), or module:callable
-    returning an nn.Module. Writes spec.yaml (spec routes), graph.json (the IR),
+    name: mobilenet_v3_small builds the spec, torchvision:mobilenet_v3_small converts), timm:NAME (a
+    timm model with fresh weights, when timm is installed), or module:callable returning an
+    nn.Module. Every residual sum of a module is listed with what happened to it and why. Writes spec.yaml (spec routes), graph.json (the IR),
     model.pt (IR + weights; reload with mgcompile.load(DIR)), audit.json and, for
     converted modules, conversion.json. Only these files are replaced in an existing
     folder (each only if mgcompile wrote it); everything else in it stays. A network
@@ -45,7 +50,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
 
     if out:
         claim_folder(out, CONVERT_FILES, refuse_run=True)  # before the slow part: fail fast, touch nothing
-    r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, **overrides)
+    r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, init=init, **overrides)
     if r.kind == "torch":
         click.echo(format_report(r.report), err=as_json)
     name = model_name(r)

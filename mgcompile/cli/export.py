@@ -57,7 +57,7 @@ def command(ref: str, overrides: dict, fmt: str, out: str, opset: int, dynamic_b
     if r.spec is not None:
         metadata["mgcompile_spec"] = r.spec.to_json()
     report = export_model(r.model(), shape, out, fmt=fmt, opset=opset, dynamic_batch=dynamic_batch,
-                          optimize=optimize, verify=verify, metadata=metadata)
+                          optimize=optimize, verify=verify, metadata=metadata, reference=r.reference)
     if as_json:
         echo_json(report)
         return

@@ -7,8 +7,9 @@ import click
 from mgcompile.cli.options import echo_json
 
 ROUTES = ("A registry name builds its network from the spec, every layer freshly initialised from --seed; "
-          "torchvision:NAME (any torchvision classification model) or module:callable converts an existing "
-          "module instead, keeping the weights of every layer it does not replace.")
+          "torchvision:NAME (any torchvision classification model), timm:NAME (any timm model, fresh weights; "
+          "needs pip install 'mgcompile[timm]') or module:callable converts an existing module instead, keeping "
+          "the weights of every layer it does not replace.")
 
 
 @click.command("list")

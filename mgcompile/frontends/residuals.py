@@ -58,6 +58,7 @@ class FoundStep:
     stride: int
     replaced: list[str] = field(default_factory=list)
     problem: str | None = None  # the first op that no MG level can re-instantiate
+    weights: dict[str, dict[str, str]] = field(default_factory=dict)  # template node -> its original weights
 
     @property
     def constant_width(self) -> bool:
@@ -210,15 +211,18 @@ def _make_step(g: Graph, shapes: Graph, add: str, x: str, main: str, body: set[s
     if order[-1] != main:  # the body's output must be its last node
         return "not a residual step: its body's output is not its last node"
     known = recognise(attrs)
+    rename = {name: name for name in names.values()}
     if known is not None:
-        attrs = _as_template(attrs, *known)
+        attrs, rename = _as_template(attrs, *known)
         step.kind = known[0]
     step.attrs = attrs
+    step.weights = {rename[names[n]]: dict(g.meta(n)["weights"]) for n in order + chain + post
+                    if g.meta(n).get("weights")}
     return step
 
 
-def _as_template(found: dict[str, Any], kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The template's attributes (its node names), with the found shortcut renamed to read them."""
+def _as_template(found: dict[str, Any], kind: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The template's attributes (its node names), with the found shortcut renamed to read them; and the renaming."""
     made = remake({"kind": kind, "params": params})
     rename = {STEP_INPUT: STEP_INPUT, SUM: SUM}
     for part in ("body", "post"):
@@ -230,7 +234,7 @@ def _as_template(found: dict[str, Any], kind: str, params: dict[str, Any]) -> di
         new = n["name"] if n["name"] not in taken else f"shortcut.{n['name']}"
         rename[n["name"]] = new
         shortcut.append({**n, "name": new, "inputs": [rename[i] for i in n["inputs"]]})
-    return {**made, "shortcut": shortcut}
+    return {**made, "shortcut": shortcut}, rename
 
 
 def _template_names(g: Graph, step: str, nodes: list[str]) -> dict[str, str]:

@@ -55,7 +55,6 @@ class ImportedModule:
     module: nn.Module
     opaque: dict[str, nn.Module] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    opaque_inputs: dict[str, torch.Tensor] = field(default_factory=dict)  # what each opaque layer saw on import
 
 
 class _LeafTracer(fx.Tracer):
@@ -90,7 +89,7 @@ def import_module(model: nn.Module, example_input: torch.Tensor) -> ImportedModu
                              f"uses {what})")
             continue
         graph = fuse_layers(graph)
-        return ImportedModule(graph, module, opaque, notes, _opaque_inputs(module, opaque, example_input))
+        return ImportedModule(graph, module, opaque, notes)
     raise MGCompileError("could not import the model: too many untraceable parts; pass a simpler module")
 
 
@@ -145,24 +144,6 @@ def _propagate_shapes(gm: fx.GraphModule, example_input: torch.Tensor) -> None:
         reason = first_line(exc, 160)
         raise MGCompileError(f"the model fails on example_input of shape {tuple(example_input.shape)} ({reason}); "
                              "pass an example_input the model accepts") from None
-
-
-def _opaque_inputs(module: nn.Module, opaque: dict[str, nn.Module], example_input: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The first input each opaque layer receives on ``example_input`` (to check that it rebuilds exactly)."""
-    seen: dict[str, torch.Tensor] = {}
-    hooks = []
-    for target in opaque:
-        def hook(m: nn.Module, args: tuple, target: str = target) -> None:
-            if target not in seen and args and isinstance(args[0], torch.Tensor):
-                seen[target] = args[0].detach().clone()
-        hooks.append(module.get_submodule(target).register_forward_pre_hook(hook))
-    try:
-        with torch.no_grad():
-            module(example_input.detach().cpu())
-    finally:
-        for h in hooks:
-            h.remove()
-    return seen
 
 
 # ---- fx graph -> IR -----------------------------------------------------------------------------

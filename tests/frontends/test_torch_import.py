@@ -74,7 +74,6 @@ def test_a_call_no_rule_models_keeps_its_module_opaque_with_a_note():
     imp = _round_trip(model, X)
     assert list(imp.opaque) == ["1"] and imp.graph.meta("1")["class"] == "_Cumulative"
     assert imp.notes == ["1: kept as an opaque layer (_Cumulative uses torch.cumsum)"]
-    assert imp.opaque_inputs["1"].shape == (1, 8, 32, 32)  # recorded for the rebuild check
 
 
 def test_the_import_check_catches_a_misread_layer(monkeypatch):
