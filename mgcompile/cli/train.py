@@ -13,13 +13,19 @@ from mgcompile.cli.options import mg_options
 @click.argument("ref")
 @click.option("--data", required=True, help="digits | mnist | fashion-mnist | cifar10 | cifar100 | imagefolder:PATH")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the data set's files (CIFAR: torchvision's layout).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (recipe default 180, the paper's).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Images per step and process (default 128).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Initial learning rate (default 0.1).")
-@click.option("--schedule", type=click.Choice(["step", "cosine"]), help="step: /10 every 30 epochs (default); cosine.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default recipe 20; --recipe paper 180).")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Images per step and process (default: from the data set's size, 16..128; paper 128).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate (default: 0.1 x global batch / 256; paper 0.1).")
+@click.option("--schedule", type=click.Choice(["auto", "step", "cosine"]),
+              help="auto (default): cosine under 30 epochs, else /10 at 1/3 and 2/3; paper: /10 every 30 epochs.")
 @click.option("--limit-train", type=click.IntRange(min=1), help="Train on a fixed subset of N images (quick runs).")
 @click.option("--workers", type=click.IntRange(min=0), help="Loader worker processes (default 8 on CUDA, 0 on CPU).")
-@click.option("--recipe", "recipe_file", type=click.Path(dir_okay=False), help="YAML file of recipe keys (epochs, lr, momentum, ...).")
+@click.option("--recipe", "recipe_file", type=click.Path(dir_okay=False),
+              help="A recipe name, 'default' (adapts to the data: batch, lr scaling, warm-up, cosine, zero-init "
+                   "residuals) or 'paper' (the paper's ImageNet recipe), or a YAML file of recipe keys (epochs, lr, "
+                   "momentum, ...); a name wins over a file of that name (./paper is the file).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<model>-<data>).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.pt.")

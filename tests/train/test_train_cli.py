@@ -110,12 +110,14 @@ def readme_training_example() -> list[str]:
     return args[:out] + args[out + 2:]
 
 
-def test_the_readme_digits_example_reaches_80_percent_then_eval_and_report(launcher, tmp_path):
+def test_the_readme_digits_example_reaches_90_percent_then_eval_and_report(launcher, tmp_path):
+    """The README's example as written, default recipe: >= 0.90 (measured 0.97-0.98 over seeds 0-2)."""
     run = tmp_path / "run"
     done = mg(launcher, *readme_training_example(), "--out", str(run), "--plot")
     assert done.returncode == 0, done.stderr
     results = json.loads((run / "results.json").read_text())
-    assert results["test_n"] == 359 and results["test_top1"] >= 0.80, results
+    assert results["test_n"] == 359 and results["test_top1"] >= 0.90, results
+    assert results["recipe"]["batch_size"] == 16 and results["recipe"]["lr"] == pytest.approx(0.025)  # as resolved
     assert len((run / "metrics.csv").read_text().splitlines()) == 4
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # eval re-scores the saved model on the same held-out split: same number
@@ -128,7 +130,7 @@ def test_the_readme_digits_example_reaches_80_percent_then_eval_and_report(launc
     from mgcompile.refs import resolve
 
     model = resolve(str(run)).model()
-    assert model(torch.zeros(2, 1, 16, 16)).shape == (2, 10)
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_ddp_two_processes_gloo_end_identical(launcher, tmp_path):
