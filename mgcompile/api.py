@@ -117,14 +117,15 @@ def spec_of(graph: Graph) -> Spec | None:
     return Spec.from_dict(data) if data else None
 
 
-def save(model: nn.Module, path: str | os.PathLike, graph: Graph | None = None) -> Path:
+def save(model: nn.Module, path: str | os.PathLike, graph: Graph | None = None, *, trained: bool = False) -> Path:
     """Save IR + state dict (+ spec) to ``path`` (a ``.pt`` file, or a folder -> ``folder/model.pt``).
 
     No classes are pickled: :func:`load` rebuilds the module from the IR, so the file
     loads with ``torch.load(weights_only=True)``. Opaque layers (kept from a converted
     module) are stored so that they reload exactly (:mod:`mgcompile.frontends.opaque`).
     The file also holds a reference input and the model's eval-mode output on it, which
-    ``export`` checks a reloaded model against, and the mode (train/eval) the model was in.
+    ``export`` checks a reloaded model against, and the mode (train/eval) the model was in;
+    ``trained`` marks weights that training produced (``train`` then never re-initialises them).
     The write is atomic.
     """
     graph = graph if graph is not None else getattr(model, "mg_graph", None)
@@ -145,6 +146,7 @@ def save(model: nn.Module, path: str | os.PathLike, graph: Graph | None = None) 
         "opaque_scripts": scripts,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "training": bool(model.training),
+        "trained": bool(trained),
         "reference": {"input": x, "output": output},
     }
     with atomic_path(target) as tmp:

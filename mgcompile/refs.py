@@ -40,7 +40,15 @@ class Resolved:
     path: Path | None = None
     report: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] | None = None  # a saved model's reference input and output (``mgcompile.save``)
+    trained: bool = False  # a saved model written by ``mgcompile train`` (its weights are trained, not fresh)
     _model: nn.Module | None = None
+
+    @property
+    def fresh_cycles(self) -> bool:
+        """Its MG cycles hold fresh (random-init) weights: not trained, not warm-started from a base network."""
+        if self.kind == "saved" and self.trained:
+            return False
+        return self.graph.meta_graph.get("conversion", {}).get("init", "random") == "random"
 
     def model(self) -> nn.Module:
         """The module (weights loaded for saved models; fresh, seeded init otherwise)."""
@@ -80,14 +88,19 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
         overrides["min_channels"] = min_channels
     p = Path(ref)
     if is_saved_model(ref):
-        if overrides:
-            raise MGCompileError(
-                f"{ref} is an already converted model; options {', '.join(sorted(overrides))} cannot change it. "
-                "Convert the base network again with the new options"
-            )
         payload = load_payload(ref)
         graph = Graph.from_dict(payload["graph"])
-        return Resolved(ref, "saved", spec_of(graph), graph, path=p, reference=payload.get("reference"))
+        if overrides and "group_size" in overrides and not graph.meta_graph.get("multigrid"):
+            return _convert_saved(ref, graph, overrides)  # a trained base network: convert it, keeping its weights
+        if overrides:
+            what = "an already converted model" if graph.meta_graph.get("multigrid") else "a saved network"
+            raise MGCompileError(
+                f"{ref} is {what}; options {', '.join(sorted(overrides))} cannot change it. "
+                + ("Convert the base network again with the new options" if graph.meta_graph.get("multigrid")
+                   else "Give --group-size to convert it to its MG version (its trained layers are kept)")
+            )
+        return Resolved(ref, "saved", spec_of(graph), graph, path=p, reference=payload.get("reference"),
+                        trained=bool(payload.get("trained", False)))
     if p.is_dir():
         raise MGCompileError(f"{ref} is a folder without model.pt; pass a folder written by `mgcompile convert`")
     if p.suffix in (".yaml", ".yml", ".json") or p.is_file():
@@ -173,6 +186,19 @@ def _user_callable(ref: str, overrides: dict[str, Any]) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise MGCompileError(f"{ref} returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def _convert_saved(ref: str, graph: Graph, overrides: dict[str, Any]) -> Resolved:
+    """A saved base network (a trained run, a converted-but-not-MG folder) -> its MG version, trained layers kept."""
+    extra = sorted(set(overrides) - set(_CONVERT_KEYS) - {"ignored_layers", "min_channels"})
+    if extra:
+        raise MGCompileError(f"options {', '.join(extra)} cannot change the saved network {ref}; "
+                             "its architecture is fixed (pass only MG options such as --group-size)")
+    spec = spec_of(graph)
+    name = spec.name if spec is not None and spec.name else Path(ref).name
+    model = load(ref).eval()
+    overrides = {**overrides, "input_size": tuple(graph.input_shape()[1:]), "in_channels": graph.input_shape()[0]}
+    return _convert_module(ref, name, model, overrides)
 
 
 def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, Any]) -> Resolved:

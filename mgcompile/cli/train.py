@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -26,6 +27,13 @@ from mgcompile.cli.options import mg_options
               help="A recipe name, 'default' (adapts to the data: batch, lr scaling, warm-up, cosine, zero-init "
                    "residuals) or 'paper' (the paper's ImageNet recipe), or a YAML file of recipe keys (epochs, lr, "
                    "momentum, ...); a name wins over a file of that name (./paper is the file).")
+@click.option("--teacher", help="Distil from this network: a trained run folder, or torchvision:NAME / timm:NAME / "
+                                "module:callable with --teacher-weights. Stored in the recipe (--resume continues it).")
+@click.option("--teacher-weights", type=click.Path(dir_okay=False), help="The teacher's state_dict file (.pt/.pth).")
+@click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True),
+              help="Softmax temperature of the distillation term (default 4).")
+@click.option("--distill-weight", type=click.FloatRange(0, 1),
+              help="Weight of the distillation term; 1 - weight goes to the labels (default 0.5).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<model>-<data>).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.pt.")
@@ -38,7 +46,8 @@ from mgcompile.cli.options import mg_options
 def command(ref: str, data: str, data_dir: str | None, epochs: int | None, batch_size: int | None, lr: float | None,
             schedule: str | None, limit_train: int | None, workers: int | None, recipe_file: str | None, out: str | None, device: str,
             resume: bool, distributed: bool, use_compile: bool, checkpointing: bool, plot: bool,
-            debug_fault: str | None, overrides: dict) -> None:
+            debug_fault: str | None, overrides: dict, teacher: str | None, teacher_weights: str | None,
+            distill_temperature: float | None, distill_weight: float | None) -> None:
     """Train REF (registry name, MG name, spec file or converted folder) on --data.
 
     The stem and head adapt to the data (input channels, classes; images keep their
@@ -51,7 +60,10 @@ def command(ref: str, data: str, data_dir: str | None, epochs: int | None, batch
     fault = Fault.parse(debug_fault) if debug_fault else None
     recipe_overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule, "workers": workers, "limit_train": limit_train,
                         "compile": True if use_compile else None, "checkpointing": True if checkpointing else None,
-                        "seed": overrides.get("seed")}
+                        "seed": overrides.get("seed"),
+                        "teacher": str(Path(teacher).resolve()) if teacher and Path(teacher).exists() else teacher,
+                        "teacher_weights": str(Path(teacher_weights).resolve()) if teacher_weights else None,
+                        "distill_temperature": distill_temperature, "distill_weight": distill_weight}
     try:
         train(ref, data, recipe_file=recipe_file, recipe_overrides=recipe_overrides, data_dir=data_dir, out=out,
               device=device, resume=resume, distributed=distributed, overrides=overrides, plot=plot, fault=fault,

@@ -103,13 +103,15 @@ class NonFiniteLoss(RuntimeError):
 def train_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 device: torch.device, precision: Precision, channels_last: bool, state: EpochState,
                 should_stop: Callable[[], bool], any_nonfinite: Callable[[bool], bool],
-                after_step: Callable[[EpochState], None], label_smoothing: float = 0.0, progress=None) -> bool:
+                after_step: Callable[[EpochState], None], label_smoothing: float = 0.0, progress=None,
+                criterion: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> bool:
     """Train over ``batches`` from ``state``'s point on; returns True when stopped early.
 
     ``should_stop()`` runs before each forward pass (BN statistics of a batch that is not
     trained on are never recorded) and ``any_nonfinite(flag)`` after it; both run on every
     rank, which is where ranks agree. A non-finite loss raises :class:`NonFiniteLoss`
-    before its step is applied.
+    before its step is applied. ``criterion(logits, x, y)`` is the loss (default:
+    cross-entropy; :mod:`mgcompile.train.distill` adds a teacher's).
     """
     model.train()
     start = time.perf_counter()
@@ -119,7 +121,10 @@ def train_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Opti
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
         with precision.autocast():
             logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            if criterion is not None:
+                loss = criterion(logits, x, y)
+            else:
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
         if any_nonfinite(not bool(torch.isfinite(loss).item())):
             raise NonFiniteLoss(str(loss.item()))
         optimizer.zero_grad(set_to_none=True)

@@ -58,6 +58,10 @@ class Recipe:
     channels_last: bool = True
     compile: bool = False
     checkpointing: bool = False
+    teacher: str | None = None  # distillation: a trained run folder, or torchvision:/timm:/module: + teacher_weights
+    teacher_weights: str | None = None
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5  # share of the distillation term in the loss
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -74,6 +78,9 @@ class Recipe:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise MGCompileError(f"recipe field '{name}' must be a positive number, got {value!r}")
+        if not (self.distill_temperature > 0 and 0 <= self.distill_weight <= 1):
+            raise MGCompileError("recipe fields 'distill_temperature' (> 0) and 'distill_weight' (in [0, 1]) are out of "
+                                 f"range: got {self.distill_temperature!r} and {self.distill_weight!r}")
         if self.warmup_epochs is not None and not (0 <= self.warmup_epochs <= self.epochs):
             raise MGCompileError(f"recipe field 'warmup_epochs' must be in [0, epochs], got {self.warmup_epochs!r}")
         for name, lo, hi in (("momentum", 0.0, 1.0), ("label_smoothing", 0.0, 1.0)):
@@ -130,6 +137,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "label_smoothing": (float, int), "val_fraction": (float, int), "schedule": (str,),
     "warmup_epochs": (float, int, type(None)), "zero_init_residual": (bool,),
     "nesterov": (bool,), "amp": (bool,), "channels_last": (bool,), "compile": (bool,), "checkpointing": (bool,),
+    "teacher": (str, type(None)), "teacher_weights": (str, type(None)), "distill_temperature": (float, int),
+    "distill_weight": (float, int),
 }
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 

@@ -197,8 +197,9 @@ def _run(resolved, source, data, data_dir, recipe_file, recipe_overrides, run_di
     recipe = recipe.resolve(len(splits.train), ctx.world_size)
     precision = pick_precision(dev, recipe.amp)
     model = resolved.model().to(dev)
-    if recipe.zero_init_residual and ckpt is None and resolved.kind in ("registry", "spec"):
-        zero_init_residual(model, resolved.graph)
+    zeroed = 0
+    if recipe.zero_init_residual and ckpt is None and resolved.fresh_cycles:
+        zeroed = zero_init_residual(model, resolved.graph)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
@@ -207,6 +208,18 @@ def _run(resolved, source, data, data_dir, recipe_file, recipe_overrides, run_di
                                 / recipe.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: recipe.lr_factor(step, steps_per_epoch))
     scaler = torch.amp.GradScaler(dev.type, enabled=precision.dtype == torch.float16)
+    teacher = None
+    if recipe.teacher is not None:
+        from mgcompile.train.distill import check_teacher, load_teacher
+
+        teacher = load_teacher(recipe.teacher, recipe.teacher_weights, source.num_classes)
+        check_teacher(teacher, tuple(resolved.graph.input_shape()), source.num_classes, recipe.teacher)
+        teacher = teacher.to(dev)
+        if recipe.channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
+    from mgcompile.train.distill import criterion as make_criterion
+
+    loss_fn = make_criterion(recipe.label_smoothing, teacher, recipe.distill_temperature, recipe.distill_weight)
 
     start_epoch, state, history, rng = 0, EpochState(), [], None
     if ckpt is not None:
@@ -239,8 +252,10 @@ def _run(resolved, source, data, data_dir, recipe_file, recipe_overrides, run_di
         f"device {dev}, {ctx.world_size} process(es), run dir {run_dir}")
     log(f"recipe {recipe.name}: {recipe.epochs} epochs, batch {recipe.batch_size} x {ctx.world_size}, lr {recipe.lr:.4g} "
         f"({recipe.schedule}, warm-up {recipe.warmup_epochs:g} epochs), momentum {recipe.momentum:g}, "
-        f"weight decay {recipe.weight_decay:g}" + (", residual steps start as identities" if recipe.zero_init_residual
-                                                   and resolved.kind in ("registry", "spec") else ""))
+        f"weight decay {recipe.weight_decay:g}"
+        + (f", distilled from {recipe.teacher} (T {recipe.distill_temperature:g}, weight {recipe.distill_weight:g})"
+           if recipe.teacher else "") + (f", {zeroed} fresh residual steps and MG corrections start as identities"
+                                         if zeroed else ""))
 
     if ckpt is not None:
         saved["epoch"] = start_epoch
@@ -301,7 +316,8 @@ def _run(resolved, source, data, data_dir, recipe_file, recipe_overrides, run_di
             lr = recipe.lr * recipe.lr_factor(epoch * steps_per_epoch, steps_per_epoch)  # at the epoch's start
             try:
                 early = train_epoch(train_model, batches, optimizer, scaler, dev, precision, recipe.channels_last, state,
-                                    should_stop, any_nonfinite, after_step, recipe.label_smoothing, progress)
+                                    should_stop, any_nonfinite, after_step, recipe.label_smoothing, progress,
+                                    criterion=loss_fn)
             except NonFiniteLoss as exc:
                 kept = (f"the last good checkpoint {ckpt_path} (epoch {saved['epoch']}) is kept"
                         if saved["epoch"] is not None else "no checkpoint was written")
@@ -337,7 +353,7 @@ def _run(resolved, source, data, data_dir, recipe_file, recipe_overrides, run_di
                        images_per_s=history[-1]["images_per_s"] if history else None)
         from mgcompile.api import save
 
-        save(model.to(memory_format=torch.contiguous_format).cpu(), run_dir)
+        save(model.to(memory_format=torch.contiguous_format).cpu(), run_dir, trained=True)
         atomic_write_json(run_dir / "results.json", results)
         if plot:
             from mgcompile.train.report import plot_curves
@@ -359,8 +375,8 @@ def zero_init_residual(model: nn.Module, graph: Any) -> int:
     whole cycle starts as the identity and its gradients are those of a plain ResNet's."""
     n = 0
     for add in graph.nodes("add"):
-        if not add.endswith(".add") or len(graph.inputs(add)) < 2:
-            continue  # only the sums expand_steps writes for residual macros
+        if not add.endswith(".add") or "step" not in graph.meta(add) or len(graph.inputs(add)) < 2:
+            continue  # only the sums expand_steps writes for residual macros (a converted module's kept steps stay)
         node = graph.inputs(add)[1]
         while graph.op(node) in ("drop_path", "layer_scale", "squeeze_excite"):
             node = graph.inputs(node)[0]

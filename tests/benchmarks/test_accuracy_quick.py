@@ -1,0 +1,29 @@
+"""`benchmarks/accuracy.py --quick` runs end to end: real training processes, a table, JSON and a plot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mgcompile.train.data import FASHION_MNIST_DIR
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "accuracy.py"
+
+
+def test_quick_accuracy_benchmark_writes_table_json_and_plot(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=600)
+    if not FASHION_MNIST_DIR.is_dir():  # CI installs it (make data); elsewhere the run names the install command
+        assert done.returncode != 0 and "apt-get install" in done.stdout + done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    info = json.loads((tmp_path / "results.json").read_text())
+    rows = {r["label"]: r for r in info["rows"]}
+    assert set(rows) == {"base 8-16", "MG 8-16 g4c8"} and info["machine"]["cpus"] >= 1
+    assert rows["MG 8-16 g4c8"]["params"] < rows["base 8-16"]["params"]
+    assert all(0.0 <= r["test_top1"] <= 1.0 and r["recipe"]["batch_size"] == 16 for r in rows.values())
+    assert info["claims"] and "params ratio" in info["claims"][0]
+    assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "MG 8-16 g4c8" in done.stdout and "wall" in done.stdout
