@@ -1,4 +1,11 @@
-"""One entry point for every format: produce the artifact, optimise, verify, then write it atomically.
+"""One entry point for every format: lower for the target, produce the artifact, verify, write it atomically.
+
+With ``optimize`` (the default) an mgcompile module is first lowered for inference in
+mgcompile's IR for its *target* (:data:`TARGETS`; :mod:`mgcompile.backends.inference`:
+BN folded, also after P, permutations folded where exact, the transfer form measured
+fastest on that target), and an ONNX export then gets the onnx-ir cleanup passes
+(:mod:`mgcompile.exporters.onnx_passes`). The artifact is always verified against the
+module as given (unlowered), plus a saved model's stored reference output.
 
 The artifact is written to a temporary file beside the target and verified from
 there; only a verified artifact is renamed onto the target, and only then is the
@@ -28,6 +35,33 @@ from mgcompile.exporters.verify import BATCH_SIZES, compare, raise_unless_ok, re
 FORMATS = ("onnx", "torchscript", "pt2")
 EXAMPLE_BATCH = 2  # a dynamic batch is traced at 2: exporters specialise sizes 0 and 1
 
+#: target -> (formats it takes, the inference lowering's transfer form, a note for the report).
+#: The transfer forms were chosen by measurement (benchmarks/bench.py, README "Performance").
+TARGETS: dict[str, dict[str, Any]] = {
+    "ort-cpu": {"formats": ("onnx",), "transfers": "gather", "note": ""},
+    "ort-cuda": {"formats": ("onnx",), "transfers": "gather",
+                 "note": "no GPU with onnxruntime-gpu has been measured yet: the ort-cpu lowering is applied"},
+    "torch": {"formats": ("torchscript", "pt2"), "transfers": "gather", "note": ""},
+}
+
+
+def resolve_target(fmt: str | None, target: str | None) -> tuple[str, str]:
+    """(format, target) from what the user gave: ort-* implies onnx, torch goes with torchscript/pt2."""
+    if target is not None and target not in TARGETS:
+        raise MGCompileError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    if fmt is not None and fmt not in FORMATS:
+        raise MGCompileError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if target is None:
+        fmt = fmt or "onnx"
+        return fmt, "ort-cpu" if fmt == "onnx" else "torch"
+    allowed = TARGETS[target]["formats"]
+    if fmt is None:
+        return allowed[-1], target
+    if fmt not in allowed:
+        raise MGCompileError(f"--target {target} exports {' or '.join(allowed)}, not {fmt}; drop --format or pick "
+                             f"the target of {fmt} ({'ort-cpu or ort-cuda' if fmt == 'onnx' else 'torch'})")
+    return fmt, target
+
 
 def check_target(path: str | os.PathLike) -> Path:
     """Fail fast (before a slow export, creating nothing) if ``path`` cannot be written."""
@@ -42,40 +76,51 @@ def check_target(path: str | os.PathLike) -> Path:
     return p
 
 
-def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.PathLike, *, fmt: str = "onnx",
+def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.PathLike, *, fmt: str | None = None,
                  opset: int = onnx_export.DEFAULT_OPSET, dynamic_batch: bool = True, optimize: bool = True,
                  verify: bool = True, metadata: Mapping[str, Any] | None = None,
-                 reference: Mapping[str, torch.Tensor] | None = None) -> dict:
+                 reference: Mapping[str, torch.Tensor] | None = None, target: str | None = None) -> dict:
     """Export eval-mode ``model`` (input ``(C, H, W)``) to ``path``; returns a report (and writes the JSON).
 
+    ``target`` (``ort-cpu``, ``ort-cuda``, ``torch``; default from ``fmt``) picks the inference lowering.
     ``reference``: a saved model's stored input and output, which the module and the artifact must reproduce.
     """
-    if fmt not in FORMATS:
-        raise MGCompileError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    fmt, deploy = resolve_target(fmt, target)
     if fmt == "onnx":
         onnx_export.check_opset(opset)
-    target = check_target(path)
+    out_path = check_target(path)
     model = model.eval()
+    report: dict[str, Any] = {"format": fmt, "target": deploy, "path": str(out_path), "dynamic_batch": dynamic_batch,
+                              "input_shape": ["batch" if dynamic_batch else 1, *input_shape]}
+    artifact = model
+    if optimize and getattr(model, "mg_graph", None) is not None:
+        from mgcompile.backends.inference import lower_for_inference, passes_report
+
+        with stage(f"lowering for {deploy} in the IR (BN and permutation folding, "
+                   f"{TARGETS[deploy]['transfers']} transfers)"):
+            artifact = lower_for_inference(model, transfers=TARGETS[deploy]["transfers"])
+        report["lowering"] = {"transfers": TARGETS[deploy]["transfers"], "passes": list(passes_report(artifact))}
+        if TARGETS[deploy]["note"]:
+            report["lowering"]["note"] = TARGETS[deploy]["note"]
+    target = out_path
     example = torch.randn(EXAMPLE_BATCH if dynamic_batch else 1, *input_shape)
     batches = BATCH_SIZES if dynamic_batch else (1, 1)
-    report: dict[str, Any] = {"format": fmt, "path": str(target), "dynamic_batch": dynamic_batch,
-                              "input_shape": ["batch" if dynamic_batch else 1, *input_shape]}
     extra = {EXTRA_FILE: json.dumps({**stamp(), **(metadata or {})})}
     with atomic_path(target) as tmp:
         if fmt == "onnx":
-            report.update(_write_onnx(model, example, tmp, opset, dynamic_batch, optimize, metadata))
+            report.update(_write_onnx(artifact, example, tmp, opset, dynamic_batch, optimize, metadata))
             run = None
         elif fmt == "torchscript":
             from mgcompile.exporters.torchscript import save_torchscript, torchscript_runner
 
             with stage("exporting TorchScript"):
-                report["method"] = save_torchscript(model, example, tmp, extra)
+                report["method"] = save_torchscript(artifact, example, tmp, extra)
             run = torchscript_runner
         else:
             from mgcompile.exporters.pt2 import pt2_runner, save_pt2
 
             with stage("exporting with torch.export (pt2)"):
-                save_pt2(model, example, tmp, dynamic_batch, extra)
+                save_pt2(artifact, example, tmp, dynamic_batch, extra)
             run = pt2_runner
         result = None
         if verify:
@@ -106,9 +151,9 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, tmp: Path, opset: int, 
         proto, exporter = onnx_export.to_onnx(model, example, opset=opset, dynamic_batch=dynamic_batch)
     info: dict[str, Any] = {"exporter": exporter, "opset": _opset(proto), "nodes_exported": len(proto.graph.node)}
     if optimize:
-        from mgcompile.exporters.onnx_optimize import optimize as run_passes
+        from mgcompile.exporters.onnx_passes import optimize as run_passes
 
-        with stage(f"optimising ONNX ({len(proto.graph.node)} nodes; each pass checked in ONNX Runtime)"):
+        with stage(f"cleaning up ONNX ({len(proto.graph.node)} nodes; onnx-ir passes, each checked in ONNX Runtime)"):
             proto, info["passes"] = run_passes(proto)
     onnx_export.set_metadata(proto, {"mgcompile_version": __version__, **(metadata or {})})
     onnx_export.check(proto)

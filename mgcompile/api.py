@@ -70,8 +70,14 @@ def smallest_input(spec: Spec, limit: int = 4096) -> int | None:
     return lo
 
 
-def build(spec_or_graph: Spec | Mapping[str, Any] | Graph, *, opaque: Mapping[str, nn.Module] | None = None) -> nn.Module:
-    """Lower a spec (a Spec or a dict of its fields) or an expanded IR to a ``torch.fx.GraphModule``."""
+def build(spec_or_graph: Spec | Mapping[str, Any] | Graph, *, opaque: Mapping[str, nn.Module] | None = None,
+          fold_bn: bool = False) -> nn.Module:
+    """Lower a spec (a Spec or a dict of its fields) or an expanded IR to a ``torch.fx.GraphModule``.
+
+    ``fold_bn=True`` returns the eval-mode inference form instead (BN folded into the op before it,
+    also the BN after P; :func:`mgcompile.backends.inference.lower_for_inference`): faster eager
+    inference, a different state dict, not for training.
+    """
     if isinstance(spec_or_graph, Graph):
         graph = spec_or_graph
         spec = spec_of(graph)
@@ -86,7 +92,12 @@ def build(spec_or_graph: Spec | Mapping[str, Any] | Graph, *, opaque: Mapping[st
             raise
         raise MGCompileError(f"out of memory while building the network ({first_line(exc, 120)}); "
                              "choose a smaller --width-mult or --channels") from None
-    return attach(module, graph, spec)
+    module = attach(module, graph, spec)
+    if fold_bn:
+        from mgcompile.backends.inference import lower_for_inference
+
+        return lower_for_inference(module)
+    return module
 
 
 def check_memory(graph: Graph) -> None:
@@ -179,11 +190,12 @@ def load_payload(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load(path: str | os.PathLike, *, opaque: Mapping[str, nn.Module] | None = None) -> nn.Module:
+def load(path: str | os.PathLike, *, opaque: Mapping[str, nn.Module] | None = None, fold_bn: bool = False) -> nn.Module:
     """Rebuild a saved model from its IR and load its weights (the sparse permutations come from the file).
 
     The model comes back in the mode it was saved in (``training``; files written before
-    mgcompile stored it load in train mode, PyTorch's default).
+    mgcompile stored it load in train mode, PyTorch's default). ``fold_bn=True``: its
+    eval-mode inference form, as :func:`build`'s.
     """
     payload = load_payload(path)
     graph = Graph.from_dict(payload["graph"])
@@ -197,4 +209,8 @@ def load(path: str | os.PathLike, *, opaque: Mapping[str, nn.Module] | None = No
     except RuntimeError as exc:
         first = first_line(exc)
         raise MGCompileError(f"{path}: weights do not match the stored IR ({first}); the file is damaged") from None
+    if fold_bn:
+        from mgcompile.backends.inference import lower_for_inference
+
+        return lower_for_inference(model)
     return model.train(bool(payload.get("training", True)))

@@ -25,26 +25,31 @@ from mgcompile.spec import Spec
 class Restriction(nn.Module):
     """R = G_R ∘ Π: a fixed channel permutation (a buffer, never re-drawn), then a grouped 1x1 conv."""
 
-    def __init__(self, in_channels: int, out_channels: int, groups: int, permutation: list[int] | None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, groups: int, permutation: list[int] | None,
+                 bias: bool = False) -> None:
         super().__init__()
         self.groups = groups
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.register_buffer("perm", None if permutation is None else torch.tensor(permutation, dtype=torch.long))
         positive_row_stochastic_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.perm is not None:
             x = x.index_select(1, self.perm)
-        return F.conv2d(x, self.weight, groups=self.groups)
+        return F.conv2d(x, self.weight, self.bias, groups=self.groups)
 
 
 class Prolongation(nn.Module):
-    """P = Πᵀ ∘ G_P: a grouped 1x1 conv, then the inverse of R's permutation."""
+    """P = Πᵀ ∘ G_P: a grouped 1x1 conv, then the inverse of R's permutation (a folded BN's shift is the conv's bias,
+    in the conv's channel order)."""
 
-    def __init__(self, in_channels: int, out_channels: int, groups: int, permutation: list[int] | None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, groups: int, permutation: list[int] | None,
+                 bias: bool = False) -> None:
         super().__init__()
         self.groups = groups
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         inverse = None
         if permutation is not None:
             inverse = torch.empty(len(permutation), dtype=torch.long)
@@ -53,7 +58,7 @@ class Prolongation(nn.Module):
         positive_row_stochastic_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv2d(x, self.weight, groups=self.groups)
+        x = F.conv2d(x, self.weight, self.bias, groups=self.groups)
         if self.inv_perm is not None:
             x = x.index_select(1, self.inv_perm)
         return x
@@ -153,8 +158,8 @@ MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
     "drop_path": lambda a: DropPath(a["p"]),
     "dropout": lambda a: nn.Dropout(a["p"]),
     "linear": lambda a: nn.Linear(a["in_features"], a["out_features"], bias=a["bias"]),
-    "restrict": lambda a: Restriction(a["in_channels"], a["out_channels"], a["groups"], a["permutation"]),
-    "prolong": lambda a: Prolongation(a["in_channels"], a["out_channels"], a["groups"], a["permutation"]),
+    "restrict": lambda a: Restriction(a["in_channels"], a["out_channels"], a["groups"], a["permutation"], a["bias"]),
+    "prolong": lambda a: Prolongation(a["in_channels"], a["out_channels"], a["groups"], a["permutation"], a["bias"]),
 }
 
 #: lowering key -> (callable, extra positional args) for parameter-free ops

@@ -6,15 +6,17 @@ import click
 
 from mgcompile.cli.options import echo_json, mg_options
 
-_FORMATS = ("onnx", "torchscript", "pt2")
-
 
 @click.command("export")
 @click.argument("ref")
 @mg_options
-@click.option("--format", "fmt", default="onnx", show_default=True,
-              help="onnx (ONNX Runtime), pt2 (torch.export archive, the modern PyTorch artifact) or torchscript "
-                   "(deprecated upstream; kept for old deployments).")
+@click.option("--format", "fmt", default=None,
+              help="onnx (ONNX Runtime; the default), pt2 (torch.export archive, the modern PyTorch artifact) or "
+                   "torchscript (deprecated upstream; kept for old deployments).")
+@click.option("--target", type=click.Choice(["ort-cpu", "ort-cuda", "torch"]), default=None,
+              help="Where it will run; picks the IR lowering measured best there (BN folding, permutation "
+                   "folding, transfer form). ort-* imply --format onnx, torch goes with pt2 (default) or "
+                   "torchscript. Default: ort-cpu for onnx, torch otherwise.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(),
               help="Output file (.onnx / .pt2 / .pt). The verification result goes to <output>.verify.json.")
 @click.option("--opset", type=int, default=18, show_default=True,
@@ -22,30 +24,28 @@ _FORMATS = ("onnx", "torchscript", "pt2")
 @click.option("--dynamic-batch/--static", default=True, show_default=True,
               help="Symbolic batch axis, or a fixed batch of 1.")
 @click.option("--optimize/--no-optimize", default=True, show_default=True,
-              help="ONNX only: constant folding, BN folding (also the BN after P), permutation folding; "
-                   "every pass is checked numerically in ONNX Runtime.")
+              help="Lower for the target in the IR first (BN folded, also the BN after P; permutations folded "
+                   "where exact) and, for ONNX, clean up with onnx-ir passes (each checked in ONNX Runtime).")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Compare with PyTorch (eval mode) at two batch sizes: max|out-torch| <= 1e-4*max|torch|. "
                    "A failed check is an error and writes no file.")
 @click.option("--force", is_flag=True, help="Replace an existing output file that mgcompile did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-def command(ref: str, overrides: dict, fmt: str, out: str, opset: int, dynamic_batch: bool, optimize: bool,
-            verify: bool, force: bool, as_json: bool) -> None:
+def command(ref: str, overrides: dict, fmt: str | None, target: str | None, out: str, opset: int,
+            dynamic_batch: bool, optimize: bool, verify: bool, force: bool, as_json: bool) -> None:
     """Export REF (converted folder, .pt, spec file or registry name) for deployment.
 
     ONNX uses torch.onnx.export(dynamo=True) with one self-contained file, input
     `input` and output `logits`; the spec and mgcompile version are stored in the
     model's metadata. ONNX Runtime runs on CUDA too when a GPU is present.
     """
-    from mgcompile.errors import MGCompileError
-    from mgcompile.exporters.export import check_target, export_model
+    from mgcompile.exporters.export import check_target, export_model, resolve_target
     from mgcompile.exporters.onnx_export import check_opset
     from mgcompile.exporters.verify import result_path
     from mgcompile.provenance import claim_file
     from mgcompile.refs import resolve
 
-    if fmt not in _FORMATS:
-        raise MGCompileError(f"unknown format {fmt!r}; use one of {', '.join(_FORMATS)}")
+    fmt, target = resolve_target(fmt, target)
     if fmt == "onnx":
         check_opset(opset)
     check_target(out)
@@ -57,7 +57,7 @@ def command(ref: str, overrides: dict, fmt: str, out: str, opset: int, dynamic_b
     if r.spec is not None:
         metadata["mgcompile_spec"] = r.spec.to_json()
     report = export_model(r.model(), shape, out, fmt=fmt, opset=opset, dynamic_batch=dynamic_batch,
-                          optimize=optimize, verify=verify, metadata=metadata, reference=r.reference)
+                          optimize=optimize, verify=verify, metadata=metadata, reference=r.reference, target=target)
     if as_json:
         echo_json(report)
         return
@@ -65,9 +65,13 @@ def command(ref: str, overrides: dict, fmt: str, out: str, opset: int, dynamic_b
 
 
 def _summary(report: dict) -> str:
-    lines = [f"wrote {report['path']} ({report['format']}"
+    lines = [f"wrote {report['path']} ({report['format']} for {report['target']}"
              + (f", {report['exporter']} exporter, opset {report['opset']}, {report['nodes']} nodes" if "nodes" in report else "")
              + ")"]
+    if "lowering" in report:
+        low = report["lowering"]
+        lines.append("IR lowering: " + ", ".join(f"{p['pass']} {p['changed']}" for p in low["passes"])
+                     + f" ({low['transfers']} transfers)" + (f"; note: {low['note']}" if "note" in low else ""))
     if "op_counts" in report:
         lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in report["op_counts"].items()))
     v = report.get("verification")

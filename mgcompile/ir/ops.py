@@ -150,7 +150,7 @@ def _transfer_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
 
 
 def _transfer_params(a: Mapping[str, Any]) -> int:
-    return a["out_channels"] * (a["in_channels"] // a["groups"])
+    return a["out_channels"] * (a["in_channels"] // a["groups"]) + (a["out_channels"] if a.get("bias") else 0)
 
 
 def _transfer_macs(a: Mapping[str, Any], s: Sequence[Shape], o: Shape) -> int:
@@ -278,15 +278,16 @@ _ops: list[OpDef] = [
               "layer multiplies by before it is recognised)"),
     OpDef("concat", {}, (2, None), _concat_infer, "concat", scale=None, doc="concatenation along channels"),
     OpDef("restrict", {"in_channels": req(INT), "out_channels": req(INT), "groups": req(INT),
-                       "permutation": opt((list, type(None)), None)},
+                       "permutation": opt((list, type(None)), None), "bias": opt(bool, False)},
           (1, 1), _transfer_infer, "restrict", _transfer_params, _transfer_macs, param_kind="transfer",
           widths=("in_channels", "out_channels"), scale=None,
           doc="MG restriction R: optional fixed channel permutation, then a grouped 1x1 conv (fine -> coarse)"),
     OpDef("prolong", {"in_channels": req(INT), "out_channels": req(INT), "groups": req(INT),
-                      "permutation": opt((list, type(None)), None)},
+                      "permutation": opt((list, type(None)), None), "bias": opt(bool, False)},
           (1, 1), _transfer_infer, "prolong", _transfer_params, _transfer_macs, param_kind="transfer",
           widths=("in_channels", "out_channels"), scale=None,
-          doc="MG prolongation P: a grouped 1x1 conv (coarse -> fine), then the inverse permutation"),
+          doc="MG prolongation P: a grouped 1x1 conv (coarse -> fine; with a bias once the BN after it is folded), "
+              "then the inverse permutation"),
     OpDef("avgpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0), "ceil_mode": opt(bool, False),
                       "count_include_pad": opt(bool, True)}, (1, 1), _pool_infer,
           "avgpool", scale=None, count_group="pool",

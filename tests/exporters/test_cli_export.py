@@ -115,3 +115,21 @@ def test_unverified_reexport_removes_a_stale_verification(tmp_path):
                                  "--input-size", "3,16,16", "--no-verify", "-o", str(target)])
     assert again.exit_code == 0, again.output
     assert target.is_file() and not result_path(target).exists()
+
+
+def test_targets_pick_format_and_lowering_and_contradictions_are_one_line_errors(tmp_path):
+    r = _invoke("export", *TINY, "--target", "ort-cpu", "-o", str(tmp_path / "a.onnx"), "--opset", "17", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output[r.output.index("{"):])
+    assert report["format"] == "onnx" and report["target"] == "ort-cpu"
+    passes = {p["pass"]: p["changed"] for p in report["lowering"]["passes"]}
+    assert passes["fold_batchnorm"] > 0 and report["op_counts"].get("BatchNormalization", 0) == 0
+    r = _invoke("export", *TINY, "--target", "torch", "-o", str(tmp_path / "b.pt2"))
+    assert r.exit_code == 0 and "pt2 for torch" in r.output, r.output
+    cuda = _invoke("export", *TINY, "--target", "ort-cuda", "-o", str(tmp_path / "c.onnx"), "--opset", "17")
+    assert cuda.exit_code == 0 and "no GPU with onnxruntime-gpu has been measured" in cuda.output
+    assert "--target ort-cpu exports onnx, not pt2" in _one_line_error(
+        _invoke("export", *TINY, "--target", "ort-cpu", "--format", "pt2", "-o", str(tmp_path / "d.pt2")))
+    assert "not onnx" in _one_line_error(
+        _invoke("export", *TINY, "--target", "torch", "--format", "onnx", "-o", str(tmp_path / "e.onnx")))
+    assert not (tmp_path / "d.pt2").exists() and not (tmp_path / "e.onnx").exists()
