@@ -41,7 +41,8 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from mgcompile.errors import MGCompileError, first_line
 from mgcompile.frontends.fuse import fuse_layers
-from mgcompile.frontends.torch_rules import FLAT, NCHW, NHWC, Call, Param, Value, forced_leaf, function_rule, module_rule
+from mgcompile.frontends.torch_rules import (FLAT, NCHW, NHWC, Call, Param, Site, Value, forced_leaf, function_rule,
+                                             module_rule)
 from mgcompile.ir.graph import Graph
 
 _MAX_RETRACES = 64
@@ -275,7 +276,9 @@ def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor
             layout = ins[0].layout
             cls = type(sub).__name__
             rule = module_rule(sub)
-            emitted = rule[2](sub, layout) if rule is not None and len(ins) == 1 else None
+            in_shape = _tensor_shape(node.args[0]) or (0, 0)
+            site = Site(layout, in_shape[-1] if layout == NHWC else in_shape[1])
+            emitted = rule[2](sub, site) if rule is not None and len(ins) == 1 else None
             if emitted is None:
                 out_layout = _layout_of(shape)
                 if out_layout is None or any(v.layout == NHWC for v in ins):
@@ -288,8 +291,6 @@ def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor
                 continue
             x = ins[0].node
             for e in emitted:
-                if e.attrs.get("channels") == -1:  # a rule that takes its width from the input (ECA)
-                    e.attrs["channels"] = _tensor_shape(node)[1]
                 weights = {k: f"{target}.{v}" for k, v in e.weights.items()}
                 x = g.add(unique(name + e.suffix), e.op, [x], meta=meta(target, "", weights, cls), **e.attrs)
             out_layout = FLAT if any(e.op == "flatten" for e in emitted) else layout

@@ -2,7 +2,7 @@
 
 Two tables, read by :mod:`mgcompile.frontends.torch_import`:
 
-* :data:`MODULE_RULES`: ``(name, matches(module), emit(module, layout))``. A module
+* :data:`MODULE_RULES`: ``(name, matches(module), emit(module, site))``. A module
   a rule matches is a leaf of the trace (its ``forward`` is not traced: timm's fused
   ``BatchNormAct2d`` asserts on ``x.ndim``, DropPath would trace to nothing in eval
   mode) and becomes the IR nodes ``emit`` returns, or stays opaque when it returns
@@ -40,6 +40,14 @@ class Value:
 
     node: str
     layout: str
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a module rule applies: its input's layout and channel count."""
+
+    layout: str
+    channels: int
 
 
 @dataclass(frozen=True)
@@ -97,16 +105,16 @@ def _activation_module(m: nn.Module) -> tuple[str, dict[str, Any]] | None:
 
 # ---- module rules -------------------------------------------------------------------------------
 
-def _conv(m: nn.Module, layout: str) -> list[Emit] | None:
+def _conv(m: nn.Module, site: Site) -> list[Emit] | None:
     k, s, p = pair(m.kernel_size), pair(m.stride), pair(m.padding)
-    if layout != NCHW or None in (k, s, p) or pair(m.dilation) != 1 or m.padding_mode != "zeros":
+    if site.layout != NCHW or None in (k, s, p) or pair(m.dilation) != 1 or m.padding_mode != "zeros":
         return None
     return [Emit("conv", dict(in_channels=m.in_channels, out_channels=m.out_channels, kernel=k, stride=s, padding=p,
                               groups=m.groups, bias=m.bias is not None), weights=_keys(m))]
 
 
-def _batchnorm(m: nn.BatchNorm2d, layout: str) -> list[Emit] | None:
-    if layout != NCHW or not (m.affine and m.track_running_stats) or m.momentum is None:
+def _batchnorm(m: nn.BatchNorm2d, site: Site) -> list[Emit] | None:
+    if site.layout != NCHW or not (m.affine and m.track_running_stats) or m.momentum is None:
         return None
     keys = {k: k for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
     return [Emit("batchnorm", dict(channels=m.num_features, eps=float(m.eps), momentum=float(m.momentum)), weights=keys)]
@@ -117,22 +125,22 @@ def _is_norm_act(m: nn.Module) -> bool:
     return isinstance(m, nn.BatchNorm2d) and type(m) is not nn.BatchNorm2d and isinstance(getattr(m, "act", None), nn.Module)
 
 
-def _norm_act(m: nn.BatchNorm2d, layout: str) -> list[Emit] | None:
-    bn = _batchnorm(m, layout)
+def _norm_act(m: nn.BatchNorm2d, site: Site) -> list[Emit] | None:
+    bn = _batchnorm(m, site)
     if bn is None:
         return None
     out = list(bn)
     for part, sub in (("act", m.act), ("drop", getattr(m, "drop", None))):
         if sub is None or type(sub) is nn.Identity:
             continue
-        emitted = _simple(sub, layout)
+        emitted = _simple(sub, site)
         if emitted is None:
             return None
         out += [Emit(e.op, e.attrs, suffix=f".{part}") for e in emitted]
     return out
 
 
-def _simple(m: nn.Module, layout: str) -> list[Emit] | None:
+def _simple(m: nn.Module, site: Site) -> list[Emit] | None:
     """Parameter-free layers valid in any layout."""
     act = _activation_module(m)
     if act is not None:
@@ -142,26 +150,26 @@ def _simple(m: nn.Module, layout: str) -> list[Emit] | None:
     return None
 
 
-def _linear(m: nn.Linear, layout: str) -> list[Emit] | None:
-    if layout == FLAT:
+def _linear(m: nn.Linear, site: Site) -> list[Emit] | None:
+    if site.layout == FLAT:
         return [Emit("linear", dict(in_features=m.in_features, out_features=m.out_features, bias=m.bias is not None),
                      weights=_keys(m))]
-    if layout == NHWC:  # channels-last Linear == a 1x1 conv with bias on NCHW (ConvNeXt)
+    if site.layout == NHWC:  # channels-last Linear == a 1x1 conv with bias on NCHW (ConvNeXt)
         return [Emit("conv", dict(in_channels=m.in_features, out_channels=m.out_features, kernel=1,
                                   bias=m.bias is not None), weights=_keys(m))]
     return None
 
 
-def _layernorm(m: nn.LayerNorm, layout: str) -> list[Emit] | None:
+def _layernorm(m: nn.LayerNorm, site: Site) -> list[Emit] | None:
     """nn.LayerNorm over the channels of a channels-last map (subclasses such as LayerNorm2d are traced)."""
     shape = tuple(m.normalized_shape)
-    if layout != NHWC or len(shape) != 1 or not m.elementwise_affine or getattr(m, "bias", None) is None:
+    if site.layout != NHWC or len(shape) != 1 or not m.elementwise_affine or getattr(m, "bias", None) is None:
         return None
     return [Emit("layernorm", dict(channels=shape[0], eps=float(m.eps)), weights=_keys(m))]
 
 
-def _pool(m: nn.Module, layout: str) -> list[Emit] | None:
-    if layout != NCHW:
+def _pool(m: nn.Module, site: Site) -> list[Emit] | None:
+    if site.layout != NCHW:
         return None
     if type(m) is nn.AdaptiveAvgPool2d:
         return [Emit("global_avgpool")] if pair(m.output_size) == 1 else None
@@ -188,7 +196,7 @@ def _drop_path_p(m: nn.Module) -> float | None:
     return None
 
 
-def _drop_path(m: nn.Module, layout: str) -> list[Emit] | None:
+def _drop_path(m: nn.Module, site: Site) -> list[Emit] | None:
     p = _drop_path_p(m)
     if p is None:
         return None
@@ -204,32 +212,33 @@ def _is_eca(m: nn.Module) -> bool:
             and conv.padding_mode == "zeros" and conv.stride[0] == 1 and conv.dilation[0] == 1)
 
 
-def _eca(m: nn.Module, layout: str) -> list[Emit] | None:
-    """ECA over a map's channels; the channel count comes from the input shape (the importer fills it in)."""
-    if layout != NCHW:
+def _eca(m: nn.Module, site: Site) -> list[Emit] | None:
+    """ECA over a map's channels (the module does not store its width: the input's)."""
+    if site.layout != NCHW:
         return None
-    return [Emit("eca", {"channels": -1, "kernel": m.conv.kernel_size[0]}, weights={"conv.weight": "conv.weight"})]
+    return [Emit("eca", {"channels": site.channels, "kernel": m.conv.kernel_size[0]},
+                 weights={"conv.weight": "conv.weight"})]
 
 
-def _flatten(m: nn.Flatten, layout: str) -> list[Emit] | None:
-    return [Emit("flatten")] if layout == NCHW and m.start_dim == 1 and m.end_dim == -1 else None
+def _flatten(m: nn.Flatten, site: Site) -> list[Emit] | None:
+    return [Emit("flatten")] if site.layout == NCHW and m.start_dim == 1 and m.end_dim == -1 else None
 
 
-ModuleRule = tuple[str, Callable[[nn.Module], bool], Callable[[Any, str], "list[Emit] | None"]]
+ModuleRule = tuple[str, Callable[[nn.Module], bool], Callable[[Any, "Site"], "list[Emit] | None"]]
 
-#: (rule name, matches(module), emit(module, layout) -> IR nodes, [] for an identity, None: keep opaque)
+#: (rule name, matches(module), emit(module, site) -> IR nodes, [] for an identity, None: keep opaque)
 MODULE_RULES: list[ModuleRule] = [
     ("conv2d", lambda m: type(m) is nn.Conv2d, _conv),
     ("batchnorm2d", lambda m: type(m) is nn.BatchNorm2d, _batchnorm),
     ("norm+act", _is_norm_act, _norm_act),
-    ("activation/dropout", lambda m: _simple(m, NCHW) is not None, _simple),
+    ("activation/dropout", lambda m: _simple(m, Site(NCHW, 0)) is not None, _simple),
     ("linear", lambda m: type(m) is nn.Linear, _linear),
     ("layernorm", lambda m: type(m) is nn.LayerNorm, _layernorm),
     ("pool", lambda m: type(m) in (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d), _pool),
     ("drop_path", lambda m: _drop_path_p(m) is not None, _drop_path),
     ("eca", _is_eca, _eca),
     ("flatten", lambda m: type(m) is nn.Flatten, _flatten),
-    ("identity", lambda m: type(m) is nn.Identity, lambda m, layout: []),
+    ("identity", lambda m: type(m) is nn.Identity, lambda m, site: []),
 ]
 
 
