@@ -133,7 +133,7 @@ def save(model: nn.Module, path: str | os.PathLike, graph: Graph | None = None, 
 
     No classes are pickled: :func:`load` rebuilds the module from the IR, so the file
     loads with ``torch.load(weights_only=True)``. Opaque layers (kept from a converted
-    module) are stored so that they reload exactly (:mod:`mgcompile.frontends.opaque`).
+    module) are stored so that they reload exactly (:mod:`mgcompile.backends.opaque`).
     The file also holds a reference input and the model's eval-mode output on it, which
     ``export`` checks a reloaded model against, and the mode (train/eval) the model was in;
     ``trained`` marks weights that training produced (``train`` then never re-initialises them).
@@ -145,7 +145,7 @@ def save(model: nn.Module, path: str | os.PathLike, graph: Graph | None = None, 
     target = Path(path)
     if target.suffix != ".pt":
         target = target / MODEL_FILE
-    from mgcompile.frontends.opaque import store_opaque
+    from mgcompile.backends.opaque import store_opaque
 
     x = reference_input(graph)
     output, scripts = store_opaque(model, graph, x)
@@ -200,7 +200,7 @@ def load(path: str | os.PathLike, *, opaque: Mapping[str, nn.Module] | None = No
     payload = load_payload(path)
     graph = Graph.from_dict(payload["graph"])
     if opaque is None and payload.get("opaque"):
-        from mgcompile.frontends.opaque import rebuild_opaque_modules
+        from mgcompile.backends.opaque import rebuild_opaque_modules
 
         opaque = rebuild_opaque_modules(payload["opaque"], payload.get("opaque_scripts", {}))
     model = build(graph, opaque=opaque)

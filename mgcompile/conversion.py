@@ -30,7 +30,7 @@ from torch import nn
 
 from mgcompile.backends.torch_module import attach, lower_to_torch
 from mgcompile.errors import MGCompileError, NothingConverted, SpecError
-from mgcompile.frontends.opaque import opaque_records
+from mgcompile.backends.opaque import opaque_records
 from mgcompile.frontends.residuals import FoundStep, collapse, find_sums
 from mgcompile.frontends.torch_import import check_import, copy_weights, import_module
 from mgcompile.ir.graph import Graph
@@ -147,9 +147,10 @@ INITS = ("random", "base")
 @torch.no_grad()
 def warm_start(graph: Graph, original: nn.Module, lowered: nn.Module, steps: dict[str, dict[str, dict[str, str]]]) -> None:
     """Start every cycle as its base step's block-diagonal: level 0 (the step's own width) takes the base
-    weights (a grouped conv the diagonal blocks of the dense one; depth-wise, norms and SE exactly), and every
-    level's correction starts at zero (the BN after P has scale 0), so the cycle initially computes the
-    base step with its cross-group couplings cut; the coarse levels learn those back."""
+    weights (a grouped conv the blocks of the base conv that fall inside its groups; depth-wise, norms and SE
+    exactly), and every level's correction starts at zero (the BN after P has scale 0, in every cycle of the
+    conversion, also the fresh ones after transitions), so each cycle initially computes its base step with
+    the cross-group couplings cut; the coarse levels learn those back."""
     state = original.state_dict()
     for step, weights in steps.items():
         for tname, wmap in weights.items():
@@ -163,14 +164,23 @@ def warm_start(graph: Graph, original: nn.Module, lowered: nn.Module, steps: dic
                 value, target = state[src], own[key]
                 if value.numel() == target.numel():
                     target.copy_(value.reshape(target.shape))
-                elif value.dim() == 4 and target.dim() == 4 and value.shape[0] == target.shape[0]:
-                    groups = value.shape[1] // target.shape[1]
-                    out_g, in_g = target.shape[0] // groups, target.shape[1]
-                    for k in range(groups):
-                        target[k * out_g:(k + 1) * out_g] = value[k * out_g:(k + 1) * out_g, k * in_g:(k + 1) * in_g]
-        for n in graph.nodes("batchnorm"):
-            if n.startswith(f"{step}.level") and n.endswith(".prolong_bn"):
-                lowered.get_submodule(n).weight.zero_()
+                elif graph.op(node) == "conv" and key == "weight" and value.shape[0] == target.shape[0]:
+                    _copy_diagonal_blocks(value, target, graph.attrs(node)["in_channels"], graph.attrs(node)["groups"])
+    for n in graph.nodes("batchnorm"):
+        if n.endswith(".prolong_bn"):
+            lowered.get_submodule(n).weight.zero_()
+
+
+def _copy_diagonal_blocks(value: torch.Tensor, target: torch.Tensor, in_channels: int, groups: int) -> None:
+    """Copy into a conv with ``groups`` groups the part of a (less) grouped conv's weight inside each group."""
+    out = target.shape[0]
+    in_t, in_b = target.shape[1], value.shape[1]
+    out_t, out_b = out // groups, out // (in_channels // in_b)
+    for o in range(0, out, out_t):
+        k, j = o // out_t, o // out_b  # the row block's group in the target and in the base conv
+        start = k * in_t - j * in_b  # its input columns, relative to the base group's
+        if 0 <= start and start + in_t <= in_b and (o + out_t - 1) // out_b == j:
+            target[o:o + out_t] = value[o:o + out_t, start:start + in_t]
 
 
 def _stage(block: str) -> str:

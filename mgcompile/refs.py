@@ -87,6 +87,13 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
     if min_channels:
         overrides["min_channels"] = min_channels
     p = Path(ref)
+    if "init" in overrides and not (is_saved_model(ref) or ref.startswith(("torchvision:", "timm:"))
+                                    or (":" in ref and not p.exists())
+                                    or (ref not in {e.name for e in list_models()} and not p.exists()
+                                        and ref in torchvision_models())):
+        raise MGCompileError(f"--init {overrides['init']} starts converted cycles from an existing module's weights; "
+                             f"{ref} is built from a spec with fresh weights (use torchvision:NAME, timm:NAME, "
+                             "module:callable or a trained run folder)")
     if is_saved_model(ref):
         payload = load_payload(ref)
         graph = Graph.from_dict(payload["graph"])
@@ -107,26 +114,22 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
         spec = Spec.from_file(p)
         spec = spec.replace(**overrides) if overrides else spec
         return Resolved(ref, "spec", spec, expand(spec))
-    if "init" in overrides and not (ref.startswith(("torchvision:", "timm:")) or ":" in ref
-                                    or ref not in {e.name for e in list_models()} and ref in torchvision_models()):
-        raise MGCompileError(f"--init {overrides['init']} starts converted cycles from an existing module's weights; "
-                             f"{ref} is built from a spec with fresh weights (use torchvision:NAME or module:callable)")
     registered = {e.name for e in list_models()}
     if ref.startswith("torchvision:"):
         name = ref.split(":", 1)[1]
-        return _convert_module(ref, name, _torchvision(name, overrides), overrides)
+        return _convert_module(ref, name, torchvision_module(name, overrides), overrides)
     if ref.startswith("timm:"):
         name = ref.split(":", 1)[1]
-        return _convert_module(ref, name, _timm(name, overrides), overrides)
+        return _convert_module(ref, name, timm_module(name, overrides), overrides)
     if ":" in ref:
-        return _convert_module(ref, ref.split(":", 1)[1], _user_callable(ref, overrides), overrides)
+        return _convert_module(ref, ref.split(":", 1)[1], user_module(ref, overrides), overrides)
     if ref in registered or MG_NAME.match(ref) or "/" in ref or ref not in torchvision_models():
         spec = model_spec(ref, **overrides)
         return Resolved(ref, "registry", spec, expand(spec))
-    return _convert_module(ref, ref, _torchvision(ref, overrides), overrides)
+    return _convert_module(ref, ref, torchvision_module(ref, overrides), overrides)
 
 
-def _torchvision(name: str, overrides: dict[str, Any]) -> nn.Module:
+def torchvision_module(name: str, overrides: dict[str, Any]) -> nn.Module:
     import difflib
 
     import torchvision
@@ -147,7 +150,7 @@ def _torchvision(name: str, overrides: dict[str, Any]) -> nn.Module:
     return torchvision.models.get_model(name, **kwargs)
 
 
-def _timm(name: str, overrides: dict[str, Any]) -> nn.Module:
+def timm_module(name: str, overrides: dict[str, Any]) -> nn.Module:
     """A timm model with fresh weights (nothing is downloaded: ``pretrained=False``)."""
     import difflib
     import importlib.util
@@ -170,7 +173,7 @@ def _timm(name: str, overrides: dict[str, Any]) -> nn.Module:
     return timm.create_model(name, **kwargs)
 
 
-def _user_callable(ref: str, overrides: dict[str, Any]) -> nn.Module:
+def user_module(ref: str, overrides: dict[str, Any]) -> nn.Module:
     import importlib
 
     module_name, _, attr = ref.partition(":")

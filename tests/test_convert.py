@@ -252,3 +252,33 @@ def test_saved_conversion_keeps_its_base_for_later_audits(run, tmp_path):
     res = run("audit", str(out), "--compare", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["base"]["params"] == numel(torchvision.models.resnet18())
+
+
+def test_warm_start_copies_the_blocks_of_a_grouped_base_conv_that_fall_inside_finer_groups():
+    from mgcompile.conversion import _copy_diagonal_blocks
+
+    torch.manual_seed(0)
+    base = torch.nn.Conv2d(8, 8, 3, groups=2, bias=False)  # cardinality 2
+    fine = torch.nn.Conv2d(8, 8, 3, groups=4, bias=False)  # the level's groups: 4
+    _copy_diagonal_blocks(base.weight, fine.weight.data, in_channels=8, groups=4)
+
+    def dense(conv: torch.nn.Conv2d) -> torch.Tensor:
+        w, g = conv.weight, conv.groups
+        out = torch.zeros(8, 8, 3, 3)
+        for k in range(g):
+            rows, cols = slice(k * 8 // g, (k + 1) * 8 // g), slice(k * 8 // g, (k + 1) * 8 // g)
+            out[rows, cols] = w[rows]
+        return out
+
+    mask = dense(fine) != 0
+    assert torch.equal(dense(fine), torch.where(mask, dense(base), torch.zeros(())))  # the base's weights, masked
+    assert int(mask.sum()) == 8 * 2 * 9  # every one of the finer blocks was filled
+
+
+def test_converting_a_built_network_keeps_its_drop_path():
+    spec = mgcompile.model_spec("efficientnet_b0", input_size=(32, 32), num_classes=10)
+    built = mgcompile.build(spec)
+    from mgcompile.frontends.torch_import import import_module
+
+    g = import_module(built, torch.randn(1, 3, 32, 32)).graph
+    assert len(g.nodes("drop_path")) == len(mgcompile.expand(spec).nodes("drop_path")) > 0

@@ -102,16 +102,21 @@ def lower_for_inference(model: nn.Module, *, transfers: str = "gather",
     """The inference form of an mgcompile module (built, converted or loaded): BN folded, eval mode."""
     from mgcompile.backends.torch_module import attach, lower_to_torch
 
+    import copy
+
     graph = getattr(model, "mg_graph", None)
     if graph is None:
         raise MGCompileError("this module has no mgcompile IR; build it with mgcompile.build/convert/load")
+    if "inference" in graph.meta_graph:  # already lowered (build/load with fold_bn=True): nothing left to fold
+        return model.eval()
     folded, report = graph, []
     for p in inference_passes(transfers, max_expansion):
         before = _steps(folded)
         folded = run_passes(folded, [p])
         after = _steps(folded)
         report.append({"pass": p.__name__, "changed": sum(after[n] > before.get(n, 0) for n in after)})
-    opaque = {graph.attrs(n)["target"]: model.get_submodule(n) for n in graph.nodes("opaque")}
+    # copies: the lowered module's eval() must not switch the training module's layers
+    opaque = {graph.attrs(n)["target"]: copy.deepcopy(model.get_submodule(n)) for n in graph.nodes("opaque")}
     lowered = lower_to_torch(folded, opaque=opaque)
     state = {k: v.detach() for k, v in model.state_dict().items()}
     lowered.load_state_dict(derive_state(folded, state), strict=True)

@@ -18,7 +18,7 @@ from mgcompile.cli.options import mg_options
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Images per step and process (default: from the data set's size, 16..128; paper 128).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-              help="Peak learning rate (default: 0.1 x global batch / 256; paper 0.1).")
+              help="Peak learning rate (default: 0.4 x global batch / 256; paper 0.1).")
 @click.option("--schedule", type=click.Choice(["auto", "step", "cosine"]),
               help="auto (default): cosine under 30 epochs, else /10 at 1/3 and 2/3; paper: /10 every 30 epochs.")
 @click.option("--limit-train", type=click.IntRange(min=1), help="Train on a fixed subset of N images (quick runs).")

@@ -187,10 +187,11 @@ def _pool(m: nn.Module, site: Site) -> list[Emit] | None:
 
 
 def _drop_path_p(m: nn.Module) -> float | None:
-    """timm's DropPath (``drop_prob``) and torchvision's StochasticDepth in row mode (``p``)."""
+    """timm's DropPath (``drop_prob``), mgcompile's (``p``), torchvision's StochasticDepth in row mode (``p``)."""
     name = type(m).__name__
-    if name == "DropPath" and isinstance(getattr(m, "drop_prob", None), (int, float)):
-        return float(m.drop_prob) if getattr(m, "scale_by_keep", True) else None
+    p = getattr(m, "drop_prob", getattr(m, "p", None))  # timm's drop_prob; mgcompile's own DropPath: p
+    if name == "DropPath" and isinstance(p, (int, float)) and not isinstance(p, bool):
+        return float(p) if getattr(m, "scale_by_keep", True) else None
     if name == "StochasticDepth" and getattr(m, "mode", None) == "row":
         return float(m.p)
     return None
@@ -454,6 +455,8 @@ def _layer_norm(c: Call) -> Result | None:
     shape, w, b = c.arg(1, "normalized_shape"), c.value(c.arg(2, "weight")), c.value(c.arg(3, "bias"))
     if x is None or x.layout != NHWC or not isinstance(w, Param) or not isinstance(b, Param):
         return None
+    if not isinstance(shape, (tuple, list)) or not isinstance(c.arg(4, "eps", 1e-5), (int, float)):
+        return None  # computed at run time: keep the layer opaque
     channels = _channels(c, x)
     if channels is None or tuple(shape or ()) != (channels,):
         return None
@@ -462,10 +465,10 @@ def _layer_norm(c: Call) -> Result | None:
 
 
 def _dropout(c: Call) -> Result | None:
-    x, p = c.tensor(), float(c.arg(1, "p", 0.5))
-    if x is None:
+    x, p = c.tensor(), c.arg(1, "p", 0.5)
+    if x is None or not isinstance(p, (int, float)):
         return None
-    return Result("dropout", {"p": p}, [x]) if p > 0 else Result(passthrough=x)
+    return Result("dropout", {"p": float(p)}, [x]) if p > 0 else Result(passthrough=x)
 
 
 def _linear_call(c: Call) -> Result | None:
@@ -481,10 +484,10 @@ def _linear_call(c: Call) -> Result | None:
 
 
 def _stochastic_depth(c: Call) -> Result | None:
-    x = c.tensor()
-    if x is None or c.arg(2, "mode") != "row":
+    x, p = c.tensor(), c.arg(1, "p")
+    if x is None or c.arg(2, "mode") != "row" or not isinstance(p, (int, float)):
         return None
-    p = float(c.arg(1, "p"))
+    p = float(p)
     return Result(passthrough=x) if p == 0.0 else Result("drop_path", {"p": p}, [x])
 
 

@@ -29,7 +29,7 @@ def fold_batchnorm(graph: Graph) -> Graph:
         if g.op(src) not in FOLDABLE or g.users(src) != [bn]:
             continue
         a = g.attrs(src)
-        step = {"bn": bn, "eps": g.attrs(bn)["eps"], "had_bias": a["bias"]}
+        step = {"bn": bn, "eps": g.attrs(bn)["eps"]}
         if g.op(src) == "prolong" and a["permutation"] is not None:
             step["channel_order"] = list(a["permutation"])  # conv channel k is BN channel perm[k]
         a["bias"] = True

@@ -28,7 +28,7 @@ Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 def load_teacher(ref: str, weights: str | None, num_classes: int) -> nn.Module:
     """The teacher module of ``ref`` (see the module docstring), in eval mode, its parameters frozen."""
     from mgcompile.api import load
-    from mgcompile.refs import _timm, _torchvision, _user_callable, is_saved_model
+    from mgcompile.refs import is_saved_model, timm_module, torchvision_module, user_module
 
     if is_saved_model(ref):
         if weights is not None:
@@ -40,11 +40,11 @@ def load_teacher(ref: str, weights: str | None, num_classes: int) -> nn.Module:
                                  "with fresh weights teaches nothing")
         name = ref.split(":", 1)[1]
         if ref.startswith("torchvision:"):
-            model = _torchvision(name, {"num_classes": num_classes})
+            model = torchvision_module(name, {"num_classes": num_classes})
         elif ref.startswith("timm:"):
-            model = _timm(name, {"num_classes": num_classes})
+            model = timm_module(name, {"num_classes": num_classes})
         else:
-            model = _user_callable(ref, {})
+            model = user_module(ref, {})
         _load_weights(model, weights)
     else:
         raise MGCompileError(f"teacher {ref!r} is neither a trained run folder nor torchvision:NAME / timm:NAME / "

@@ -56,7 +56,7 @@ def plot_runs(runs: dict[str, Sequence[dict[str, Any]]], path: str | Path, title
                     losses += [v for _, v in points]
     if log_axis(losses):
         loss_ax.set_yscale("log")
-    loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy, or the distillation loss)", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="top-1 accuracy", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)

@@ -186,6 +186,11 @@ def _run(resolved, source, data, data_dir, recipe_file, recipe_overrides, run_di
             raise MGCompileError(f"{ckpt_path} was written by an older mgcompile whose schedules stepped per epoch; "
                                  "it cannot be resumed exactly: start a new run (--out elsewhere)")
         base = Recipe(**ckpt["recipe"]) if recipe_file is None else load_recipe(recipe_file)
+        fixed = [k for k in ("lr", "batch_size", "schedule", "base_lr", "step_size", "warmup_epochs")
+                 if recipe_overrides.get(k) is not None and recipe_overrides[k] != ckpt["recipe"].get(k)]
+        if fixed:
+            raise MGCompileError(f"--resume continues the run's schedule; {', '.join(fixed)} cannot change mid-run "
+                                 "(only --epochs can): start a new run with --out elsewhere to change them")
         recipe = base.replace(**recipe_overrides)
     else:
         if ckpt_path.exists():

@@ -60,3 +60,13 @@ def test_build_and_load_offer_the_folded_form(tmp_path, with_random_bn):
     assert not folded.mg_graph.nodes("batchnorm") and not folded.training
     fresh = mgcompile.build(spec, fold_bn=True)
     assert not fresh.mg_graph.nodes("batchnorm") and set(fresh.state_dict()) == set(folded.state_dict())
+
+
+def test_lowering_twice_is_the_same_module_and_an_already_folded_model_exports(tmp_path):
+    from mgcompile.exporters.export import export_model
+
+    spec = mgcompile.model_spec("mg_cifar_resnet_g8c16", input_size=(16, 16))
+    folded = mgcompile.build(spec, fold_bn=True)
+    assert lower_for_inference(folded) is folded
+    report = export_model(folded, (3, 16, 16), tmp_path / "f.onnx", opset=17)
+    assert report["verification"]["ok"]

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from mgcompile.backends.torch_module import lower_to_torch
-from mgcompile.frontends.opaque import opaque_record, rebuild_opaque_modules
+from mgcompile.backends.opaque import opaque_record, rebuild_opaque_modules
 from mgcompile.frontends.torch_import import check_import, copy_weights, import_module
 from mgcompile.passes.count import count
 from mgcompile.passes.pipeline import run_passes

@@ -32,8 +32,8 @@ def test_fold_batchnorm_removes_the_bns_after_convs_and_prolongations_only():
     g = fold_batchnorm(_tiny())
     assert g.nodes("batchnorm") == ["shared.bn"]
     assert g.attrs("c")["bias"] and g.attrs("p")["bias"] and g.inputs("sum") == ["relu", "p"]
-    assert g.meta("c")["derive"] == [{"bn": "c.bn", "eps": 1e-5, "had_bias": False}]
-    assert g.meta("p")["derive"] == [{"bn": "p.bn", "eps": 1e-5, "had_bias": False, "channel_order": PERM}]
+    assert g.meta("c")["derive"] == [{"bn": "c.bn", "eps": 1e-5}]
+    assert g.meta("p")["derive"] == [{"bn": "p.bn", "eps": 1e-5, "channel_order": PERM}]
     assert g.attrs("p")["permutation"] == PERM  # the Gather stays; the BN is applied in the conv's order
 
 
@@ -49,6 +49,6 @@ def test_densify_transfers_turns_grouped_permuted_transfers_into_dense_convs_wit
     assert g.op("r") == "conv" and g.op("p") == "conv" and not g.nodes("restrict")
     assert g.attrs("r") == {"in_channels": 8, "out_channels": 4, "kernel": 1, "stride": 1, "padding": 0, "groups": 1,
                             "bias": False}
-    assert [list(s) for s in g.meta("p")["derive"]] == [["bn", "eps", "had_bias", "channel_order"], ["densify"],
+    assert [list(s) for s in g.meta("p")["derive"]] == [["bn", "eps", "channel_order"], ["densify"],
                                                        ["permute_out"]]
     assert densify_transfers(_tiny(restrict_groups=2), max_expansion=1).op("r") == "restrict"  # over the bound

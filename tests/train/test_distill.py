@@ -92,3 +92,18 @@ def test_report_overlays_runs_and_takes_a_log_loss_axis_when_losses_span_decades
     r = invoke("report", str(trained_base), str(other), "-o", str(png))
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_resume_refuses_to_change_the_schedule_mid_run(trained_base, tmp_path):
+    run = tmp_path / "r"
+    assert invoke("--quiet", "train", *TINY, "--out", str(run)).exit_code == 0
+    r = invoke("train", *TINY, "--resume", "--lr", "0.3", "--epochs", "2", "--out", str(run))
+    assert r.exit_code == 2 and "lr cannot change mid-run" in r.output
+
+
+def test_init_base_on_a_spec_is_a_one_line_error(tmp_path):
+    spec = tmp_path / "s.yaml"
+    assert invoke("convert", "cifar_resnet", "--channels", "16,32", "--blocks", "1,1", "-o", str(tmp_path / "c")).exit_code == 0
+    (tmp_path / "c" / "spec.yaml").rename(spec)
+    r = invoke("convert", str(spec), "-g", "8", "--init", "base", "-o", str(tmp_path / "x"))
+    assert r.exit_code == 2 and "built from a spec with fresh weights" in r.output

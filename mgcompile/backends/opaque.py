@@ -142,8 +142,12 @@ def _load_script(data: torch.Tensor, target: str) -> nn.Module:
 
 def _script_bytes(module: nn.Module) -> torch.Tensor:
     buffer = io.BytesIO()
-    torch.jit.save(module, buffer)
+    torch.jit.save(module.cpu() if _on_gpu(module) else module, buffer)
     return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+
+
+def _on_gpu(module: nn.Module) -> bool:
+    return any(t.device.type != "cpu" for t in list(module.parameters()) + list(module.buffers()))
 
 
 def _reproduces(candidate: nn.Module, original: nn.Module, inputs: list[torch.Tensor], exact: bool) -> bool:
@@ -157,7 +161,7 @@ def _reproduces(candidate: nn.Module, original: nn.Module, inputs: list[torch.Te
     return True
 
 
-def _rebuilt(record: Mapping[str, Any], module: nn.Module, target: str) -> nn.Module | None:
+def _rebuilt(record: Mapping[str, Any], module: nn.Module, target: str, device: torch.device) -> nn.Module | None:
     if record.get("kwargs") is None:
         return None
     try:
@@ -165,7 +169,7 @@ def _rebuilt(record: Mapping[str, Any], module: nn.Module, target: str) -> nn.Mo
         fresh.load_state_dict(module.state_dict())
     except (MGCompileError, RuntimeError, TypeError, ValueError):
         return None
-    return fresh.eval()
+    return fresh.to(device).eval()
 
 
 def store_opaque(model: nn.Module, graph: "Graph", reference: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -194,8 +198,7 @@ def store_opaque(model: nn.Module, graph: "Graph", reference: torch.Tensor) -> t
     scripts: dict[str, torch.Tensor] = {}
     for target, node in nodes.items():
         module = model.get_submodule(node)
-        x = seen.get(target)
-        x = x.cpu() if x is not None else None
+        x = seen.get(target)  # on the layer's own device
         if isinstance(module, torch.jit.ScriptModule):  # stored as TorchScript before: keep that form
             scripts[target] = _script_bytes(module)
             continue
@@ -205,7 +208,7 @@ def store_opaque(model: nn.Module, graph: "Graph", reference: torch.Tensor) -> t
         mode = module.training
         module.eval()
         try:
-            fresh = _rebuilt(records.get(target, {}), module, target)
+            fresh = _rebuilt(records.get(target, {}), module, target, x.device)
             if fresh is not None and _reproduces(fresh, module, inputs, exact=True):
                 continue
             try:

@@ -13,9 +13,9 @@ from torch import nn
 
 import mgcompile
 from mgcompile.cli import main
-from mgcompile.frontends.opaque import rebuild_opaque_modules
+from mgcompile.backends.opaque import rebuild_opaque_modules
 
-_spec = importlib.util.spec_from_file_location("user_nets", Path(__file__).with_name("user_nets.py"))
+_spec = importlib.util.spec_from_file_location("user_nets", Path(__file__).parents[1] / "frontends" / "user_nets.py")
 user_nets = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(user_nets)
 X = torch.randn(1, 3, 32, 32)
