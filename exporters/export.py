@@ -29,6 +29,7 @@ from mgcompile.atomic import atomic_path
 from mgcompile.errors import MGCompileError
 from mgcompile.progress import stage
 from mgcompile.provenance import EXTRA_FILE, stamp, written_by_mgcompile
+from mgcompile.backends.inference import BEST_TRANSFERS
 from mgcompile.exporters import onnx_export
 from mgcompile.exporters.verify import BATCH_SIZES, compare, raise_unless_ok, result_path, verify_onnx, write_result
 
@@ -36,12 +37,12 @@ FORMATS = ("onnx", "torchscript", "pt2")
 EXAMPLE_BATCH = 2  # a dynamic batch is traced at 2: exporters specialise sizes 0 and 1
 
 #: target -> (formats it takes, the inference lowering's transfer form, a note for the report).
-#: The transfer forms were chosen by measurement (benchmarks/bench.py, README "Performance").
+#: The transfer forms were chosen by measurement (``BEST_TRANSFERS``; docs/performance.md).
 TARGETS: dict[str, dict[str, Any]] = {
-    "ort-cpu": {"formats": ("onnx",), "transfers": "gather", "note": ""},
-    "ort-cuda": {"formats": ("onnx",), "transfers": "gather",
+    "ort-cpu": {"formats": ("onnx",), "transfers": BEST_TRANSFERS["ort-cpu"], "note": ""},
+    "ort-cuda": {"formats": ("onnx",), "transfers": BEST_TRANSFERS["ort-cpu"],
                  "note": "no GPU with onnxruntime-gpu has been measured yet: the ort-cpu lowering is applied"},
-    "torch": {"formats": ("torchscript", "pt2"), "transfers": "gather", "note": ""},
+    "torch": {"formats": ("torchscript", "pt2"), "transfers": BEST_TRANSFERS["torch"], "note": ""},
 }
 
 
@@ -96,10 +97,10 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
     if optimize and getattr(model, "mg_graph", None) is not None:
         from mgcompile.backends.inference import lower_for_inference, passes_report
 
-        with stage(f"lowering for {deploy} in the IR (BN and permutation folding, "
-                   f"{TARGETS[deploy]['transfers']} transfers)"):
-            artifact = lower_for_inference(model, transfers=TARGETS[deploy]["transfers"])
-        report["lowering"] = {"transfers": TARGETS[deploy]["transfers"], "passes": list(passes_report(artifact))}
+        form, expansion = TARGETS[deploy]["transfers"]
+        with stage(f"lowering for {deploy} in the IR (BN and permutation folding, {form} transfers)"):
+            artifact = lower_for_inference(model, transfers=form, max_expansion=expansion)
+        report["lowering"] = {"transfers": form, "max_expansion": expansion, "passes": list(passes_report(artifact))}
         if TARGETS[deploy]["note"]:
             report["lowering"]["note"] = TARGETS[deploy]["note"]
     target = out_path

@@ -1,4 +1,5 @@
-"""The optimised ONNX of an MG model: every BN folded (also the one after P), permutations folded where exact."""
+"""The optimised ONNX of an MG model (target ort-cpu): every BN folded (also the one after P), permutations folded
+where exact, transfers of up to 4 groups written as dense 1x1 convs (no Gather)."""
 
 from __future__ import annotations
 
@@ -22,15 +23,19 @@ def test_mg_optimized_has_no_batchnorm_and_matches_torch(tiny, tmp_path):
     opt = export_model(model, shape, tmp_path / "opt.onnx", optimize=True)
 
     n_bn = len(graph.nodes("batchnorm"))
-    n_perm = sum(graph.attrs(n)["permutation"] is not None for n in graph.nodes("restrict") + graph.nodes("prolong"))
+    transfers = graph.nodes("restrict") + graph.nodes("prolong")
+    n_perm = sum(graph.attrs(n)["permutation"] is not None for n in transfers)
+    wide = sum(graph.attrs(n)["permutation"] is not None and graph.attrs(n)["groups"] > 4 for n in transfers)
     raw_ops, opt_ops = _ops(tmp_path / "raw.onnx"), _ops(tmp_path / "opt.onnx")
     assert raw_ops["BatchNormalization"] == n_bn > 0
     assert raw_ops["Gather"] == n_perm > 0
     assert opt_ops["BatchNormalization"] == 0
-    assert 0 < opt_ops["Gather"] < n_perm  # some permutations fold into dense convs, grouped ones stay
+    assert opt_ops["Gather"] == wide  # permutations of transfers with up to 4 groups are folded into dense convs
+    assert opt["lowering"]["transfers"] == "dense" and opt["target"] == "ort-cpu"
     assert opt_ops["Conv"] == raw_ops["Conv"]
     assert opt["nodes"] < raw["nodes"]
     assert all(p.get("max_abs_diff", 0.0) <= 1e-5 for p in opt["passes"])
+    assert {p["pass"]: p["changed"] for p in opt["lowering"]["passes"]}["fold_batchnorm"] == n_bn
 
     for report in (raw, opt):
         rows = report["verification"]["runs"]["cpu"]["batches"]
