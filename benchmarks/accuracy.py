@@ -54,11 +54,27 @@ def machine() -> dict:
             "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
+def finished(run_dir: Path, epochs: int) -> dict | None:
+    """A row's earlier run, if it finished with the same number of epochs (``--resume``)."""
+    try:
+        results = json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return results if results.get("epochs") == epochs else None
+
+
 def run_one(label: str, channels: str, flags: list[str], seed: int, args: argparse.Namespace, out: Path) -> dict:
     run_dir = out / label.replace(" ", "_").replace("(", "").replace(")", "")
+    blocks = ",".join(["2", "3", "3", "3"][:len(channels.split(","))]) if not args.quick else "1,1"
+    row = {"label": label, "channels": channels, "blocks": blocks, "mg": " ".join(flags) or "-", "seed": seed}
+    earlier = finished(run_dir, args.epochs) if args.resume else None
+    if earlier is not None:
+        epoch_s = sum(float(line.split(",")[-1]) for line in (run_dir / "metrics.csv").read_text().splitlines()[1:])
+        return {**row, "params": earlier["params"], "test_top1": earlier["test_top1"],
+                "test_top5": earlier["test_top5"], "epochs": earlier["epochs"], "images_per_s": earlier["images_per_s"],
+                "seconds": epoch_s, "recipe": earlier["recipe"], "reused": True}
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    blocks = ",".join(["2", "3", "3", "3"][:len(channels.split(","))]) if not args.quick else "1,1"
     recipe = out / "recipe.yaml"
     cmd = [sys.executable, "-m", "mgcompile", "--quiet", "train", "cifar_resnet", "--channels", channels,
            "--blocks", blocks, *flags, "--seed", str(seed), "--data", "fashion-mnist", "--recipe", str(recipe),
@@ -70,8 +86,7 @@ def run_one(label: str, channels: str, flags: list[str], seed: int, args: argpar
     if done.returncode != 0:
         raise SystemExit(f"{label}: mgcompile train failed:\n{done.stderr[-2000:]}")
     results = json.loads((run_dir / "results.json").read_text())
-    return {"label": label, "channels": channels, "blocks": blocks, "mg": " ".join(flags) or "-", "seed": seed,
-            "params": results["params"], "test_top1": results["test_top1"], "test_top5": results["test_top5"],
+    return {**row, "params": results["params"], "test_top1": results["test_top1"], "test_top5": results["test_top5"],
             "epochs": results["epochs"], "images_per_s": results["images_per_s"],
             "seconds": time.perf_counter() - start, "recipe": results["recipe"]}
 
@@ -123,11 +138,25 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120, metadata={"Software": "mgcompile benchmarks/accuracy.py"})
 
 
+def write(out: Path, rows: list[dict], args: argparse.Namespace, started: float, load_before: float) -> dict:
+    info = {"machine": machine(), "load_1min_at_start": load_before, "wall_seconds": time.time() - started,
+            "epochs": args.epochs,
+            "data": "fashion-mnist (60,000 train / 10,000 test, 28x28)" if not args.quick else "fashion-mnist quick",
+            "rows": rows, "claims": claims(rows)}
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(info, indent=1))
+    tmp.replace(out / "results.json")
+    plot(rows, out / "accuracy.png")
+    return info
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: narrow networks, 512 images, 1 epoch")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--out", default="bench-accuracy")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep rows whose run folder under --out already finished with the same epochs")
     args = ap.parse_args()
     if args.quick:
         args.epochs = 1
@@ -141,16 +170,12 @@ def main() -> None:
         r = run_one(label, channels, flags, seed, args, out)
         rows.append(r)
         print(f"{label:<28} {r['params']:>10,} {r['test_top1']:>10.4f} {r['test_top5']:>7.4f} "
-              f"{r['images_per_s']:>7.0f} {r['seconds'] / 60:>6.1f}", flush=True)
-    found = claims(rows)
-    for line in found:
+              f"{r['images_per_s']:>7.0f} {r['seconds'] / 60:>6.1f}{'  (reused)' if r.get('reused') else ''}",
+              flush=True)
+        info = write(out, rows, args, started, load_before)  # after every row: an interrupted run keeps its rows
+    for line in info["claims"]:
         print(line)
-    wall = time.time() - started
-    info = {"machine": machine(), "load_1min_at_start": load_before, "wall_seconds": wall, "epochs": args.epochs,
-            "data": "fashion-mnist (60,000 train / 10,000 test, 28x28)" if not args.quick else "fashion-mnist quick",
-            "rows": rows, "claims": found}
-    (out / "results.json").write_text(json.dumps(info, indent=1))
-    plot(rows, out / "accuracy.png")
+    wall = info["wall_seconds"]
     print(f"wall {wall / 60:.1f} min, load {load_before:.2f} at start, {info['machine']['load_1min']:.2f} at the end; "
           f"wrote {out}/results.json and {out}/accuracy.png")
 

@@ -27,3 +27,11 @@ def test_quick_accuracy_benchmark_writes_table_json_and_plot(tmp_path):
     assert info["claims"] and "params ratio" in info["claims"][0]
     assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "MG 8-16 g4c8" in done.stdout and "wall" in done.stdout
+    # --resume keeps finished rows (an interrupted 2-hour run continues), retrains the rest
+    (tmp_path / "MG_8-16_g4c8" / "results.json").unlink()
+    again = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--resume", "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    rows = {r["label"]: r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    assert rows["base 8-16"].get("reused") and not rows["MG 8-16 g4c8"].get("reused")
+    assert rows["base 8-16"]["test_top1"] == info["rows"][0]["test_top1"]
