@@ -25,11 +25,12 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from run_folders import clear  # benchmarks/ is on sys.path when a script runs
 
 ROWS = [  # (label, channels, MG flags, seed)
     ("base 16-128", "16,32,64,128", [], 0),
@@ -147,15 +148,6 @@ def write(out: Path, rows: list[dict], args: argparse.Namespace, started: float,
     tmp.replace(out / "results.json")
     plot(rows, out / "accuracy.png")
     return info
-
-
-def clear(folder: Path) -> None:
-    """Remove an earlier run's folder -- only one mgcompile wrote (it holds run.json or conversion.json)."""
-    if not folder.exists():
-        return
-    if not ((folder / "run.json").is_file() or (folder / "conversion.json").is_file()):
-        raise SystemExit(f"error: {folder} exists and was not written by mgcompile; pass another --out")
-    shutil.rmtree(folder)
 
 
 def main() -> None:

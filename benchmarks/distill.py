@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from run_folders import clear  # benchmarks/ is on sys.path when a script runs
 
 
 def mg(*args: str) -> None:
@@ -31,15 +32,6 @@ def mg(*args: str) -> None:
 
 def top1(run: Path) -> float:
     return json.loads((run / "results.json").read_text())["test_top1"]
-
-
-def clear(folder: Path) -> None:
-    """Remove an earlier run's folder -- only one mgcompile wrote (it holds run.json or conversion.json)."""
-    if not folder.exists():
-        return
-    if not ((folder / "run.json").is_file() or (folder / "conversion.json").is_file()):
-        raise SystemExit(f"error: {folder} exists and was not written by mgcompile; pass another --out")
-    shutil.rmtree(folder)
 
 
 def main() -> None:
