@@ -35,3 +35,18 @@ def test_quick_accuracy_benchmark_writes_table_json_and_plot(tmp_path):
     rows = {r["label"]: r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
     assert rows["base 8-16"].get("reused") and not rows["MG 8-16 g4c8"].get("reused")
     assert rows["base 8-16"]["test_top1"] == info["rows"][0]["test_top1"]
+
+
+def test_claims_use_only_complete_seed_pairs():
+    """A run interrupted between a pair's seed-1 rows still states the claim, from the pairs it has."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from accuracy import claims
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    row = lambda label, params, top1: {"label": label, "params": params, "test_top1": top1}  # noqa: E731
+    rows = [row("base 16-128", 900, 0.90), row("MG 16-128 g8c16", 200, 0.895), row("base 16-128 (seed 1)", 900, 0.80)]
+    (line,) = claims(rows)
+    assert "accuracy gap +0.50 points (mean of 1 seed(s))" in line and line.endswith("yes")
+    (line,) = claims(rows + [row("MG 16-128 g8c16 (seed 1)", 200, 0.77)])
+    assert "+1.75 points (mean of 2 seed(s))" in line and line.endswith("no")

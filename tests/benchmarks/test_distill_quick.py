@@ -27,12 +27,12 @@ def test_quick_distill_benchmark_reports_every_variant_and_keeps_foreign_files(t
     assert done.returncode == 0, done.stderr
     info = json.loads((tmp_path / "results.json").read_text())
     labels = set(info["rows"])
-    assert labels == {"base (teacher)"} | {f"MG, {i} init, {t} teacher" for i in ("random", "base")
+    assert labels == {"base (teacher)", "base, fine-tuned the same epochs"} | {f"MG, {i} init, {t} teacher" for i in ("random", "base")
                                            for t in ("no", "with")}
     assert all(0.0 <= acc <= 1.0 for acc in info["rows"].values())
     teacher_run = json.loads((tmp_path / "ft_random_teacher" / "run.json").read_text())
     assert teacher_run["recipe"].get("teacher") or "--teacher" in teacher_run["argv"]
-    assert len(info["summary"]) == 3 and "closes" in info["summary"][0]
+    assert len(info["summary"]) == 4 and "vs the base fine-tuned 1 more epoch(s)" in info["summary"][0]
     # a folder with its own name that mgcompile did not write is refused, not deleted
     (tmp_path / "base" / "run.json").unlink()
     again = run(tmp_path)
