@@ -119,6 +119,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -128,6 +129,9 @@ def plot(rows: list[dict], path: Path) -> None:
         for r in pts:
             ax.annotate(r["label"].split(" ", 1)[1], (r["params"], r["test_top1"]), fontsize=6)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))  # 1-2-5 steps, readable labels
+    ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter(sep=""))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("parameters")
     ax.set_ylabel("fashion-mnist test top-1")
     ax.legend()
