@@ -50,7 +50,7 @@ bench-compile: $(STAMP)
 zoo: $(STAMP)
 	$(BIN)/python benchmarks/zoo.py
 
-# accuracy vs parameters on the full fashion-mnist, Table 1's shapes (~3.5 h on 2 cores; --quick: < 1 min);
+# accuracy vs parameters on the full fashion-mnist, Table 1's shapes (~2 h on a quiet 2-core machine; --quick: < 1 min);
 # --resume keeps the rows already recorded under benchmarks/results/accuracy (delete a row's folder to retrain it)
 bench-accuracy: $(STAMP) data
 	$(BIN)/python benchmarks/accuracy.py --resume --out benchmarks/results/accuracy
