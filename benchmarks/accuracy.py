@@ -71,9 +71,7 @@ def run_one(label: str, channels: str, flags: list[str], seed: int, args: argpar
     earlier = finished(run_dir, args.epochs) if args.resume else None
     if earlier is not None:
         epoch_s = sum(float(line.split(",")[-1]) for line in (run_dir / "metrics.csv").read_text().splitlines()[1:])
-        return {**row, "params": earlier["params"], "test_top1": earlier["test_top1"],
-                "test_top5": earlier["test_top5"], "epochs": earlier["epochs"], "images_per_s": earlier["images_per_s"],
-                "seconds": epoch_s, "recipe": earlier["recipe"], "reused": True}
+        return {**measured(row, earlier, epoch_s), "reused": True}
     clear(run_dir)
     recipe = out / "recipe.yaml"
     cmd = [sys.executable, "-m", "mgcompile", "--quiet", "train", "cifar_resnet", "--channels", channels,
@@ -86,9 +84,13 @@ def run_one(label: str, channels: str, flags: list[str], seed: int, args: argpar
     if done.returncode != 0:
         raise SystemExit(f"{label}: mgcompile train failed:\n{done.stderr[-2000:]}")
     results = json.loads((run_dir / "results.json").read_text())
-    return {**row, "params": results["params"], "test_top1": results["test_top1"], "test_top5": results["test_top5"],
-            "epochs": results["epochs"], "images_per_s": results["images_per_s"],
-            "seconds": time.perf_counter() - start, "recipe": results["recipe"]}
+    return measured(row, results, time.perf_counter() - start)
+
+
+def measured(row: dict, results: dict, seconds: float) -> dict:
+    """A table row: what it is, plus what its run's results.json says."""
+    keys = ("params", "test_top1", "test_top5", "epochs", "images_per_s", "recipe")
+    return {**row, **{k: results[k] for k in keys}, "seconds": seconds}
 
 
 def claims(rows: list[dict]) -> list[str]:
