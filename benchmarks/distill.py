@@ -35,6 +35,11 @@ def top1(run: Path) -> float:
 
 
 CONTROL = "base, fine-tuned the same epochs"
+INITS = ("random", "base")
+
+
+def finetune_name(init: str, teacher: bool) -> str:
+    return f"ft_{init}_{'teacher' if teacher else 'plain'}"
 
 
 def summarise(rows: dict[str, float], finetune_epochs: int) -> list[str]:
@@ -56,8 +61,8 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("base", "ft_base_control", "mg_random", "mg_base", "ft_random_plain", "ft_random_teacher",
-                 "ft_base_plain", "ft_base_teacher"):
+    for name in ("base", "ft_base_control", *(f"mg_{init}" for init in INITS),
+                 *(finetune_name(init, teacher) for init in INITS for teacher in (False, True))):
         clear(out / name)
     net = ["cifar_resnet", "--channels", "16,32,64,128", "--blocks", "2,3,3,3"]
     mgflags = ["-g", "8", "-c", "16"]
@@ -74,11 +79,11 @@ def main() -> None:
     mg("train", str(out / "base"), *data, "--epochs", str(args.finetune_epochs), "--out", str(out / "ft_base_control"))
     rows[CONTROL] = top1(out / "ft_base_control")
     print(f"{CONTROL}: test top-1 {rows[CONTROL]:.4f}", flush=True)
-    for init in ("random", "base"):
+    for init in INITS:
         mg("convert", str(out / "base"), *mgflags, "--init", init, "-o", str(out / f"mg_{init}"))
         for teacher in (False, True):
             label = f"MG, {init} init, {'with' if teacher else 'no'} teacher"
-            run = out / f"ft_{init}_{'teacher' if teacher else 'plain'}"
+            run = out / finetune_name(init, teacher)
             extra = ["--teacher", str(out / "base")] if teacher else []
             mg("train", str(out / f"mg_{init}"), *data, "--epochs", str(args.finetune_epochs), *extra, "--out", str(run))
             rows[label] = top1(run)
