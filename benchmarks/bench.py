@@ -8,7 +8,10 @@ Pairs (base, its MG versions at the paper's g32/θ64):
 * resnet34 vs MG-ResNet34 with the sparse and the grouped transfer (224x224);
 * resnet50 vs MG-ResNet50; mobilenet_v2 vs MG-MobileNetV2 (224x224);
 * the paper's widest CIFAR pair, channels 256-512-1024-2048, blocks 3-5-7-4, 100 classes (32x32);
-* MobileNetV2 1.4 vs the paper's MG-MobileNetV2 2.0 (its iso-accuracy pair; latency only);
+* MobileNetV2 1.4 vs the paper's MG-MobileNetV2 2.0 (its iso-accuracy pair; latency only), and
+  vs its latency-aware variant for ORT CPU ("MG 2.0 fast": ``mgcompile convert --latency-aware
+  ort-cpu``, the cycles measured on this machine as no faster than their base step left base
+  steps: a different network, the paper's spec unchanged);
 * the narrow fashion-mnist pair 16-32-64-128, blocks 2-3-3-3 (28x28, 1 channel; training only).
 
 Metrics per model: median latency at batch 1 and 8 in ONNX Runtime (CPU provider, level
@@ -20,7 +23,9 @@ own process; models are alternated within each of ``--rounds`` rounds, the MG/ba
 is taken per round and the median of those ratios reported, with "ratio / MAC ratio"
 (1.00: MG runs at the base's efficiency per MAC). The machine's load is recorded before
 and after; a run on a loaded machine says so. Results: a table on stdout and
-``results.json`` (machine, load, versions, every raw number). ``--quick``: one narrow pair,
+``results.json`` (machine, load, versions, every raw number), rewritten after every pair; a
+run of some ``--pairs`` replaces those pairs in an existing ``results.json`` and keeps the
+others (each pair records when and under what load it was measured). ``--quick``: one narrow pair,
 one round, small batches (a smoke run for `make test`).
 """
 
@@ -52,7 +57,9 @@ PAIRS: dict[str, tuple[dict, dict[str, dict], tuple[str, ...], int]] = {
                      ("ort", "eager", "compile", "train"), 16),
     "cifar_wide": ({"name": "cifar_resnet", **WIDE}, {"MG": {"name": "cifar_resnet", **WIDE, **G32}},
                    ("ort", "eager", "compile", "train"), 128),
-    "mobilenet_v2_iso": ({"name": "mobilenet_v2_140"}, {"MG 2.0": {"name": "mobilenet_v2_200", **G32}},
+    "mobilenet_v2_iso": ({"name": "mobilenet_v2_140"}, {"MG 2.0": {"name": "mobilenet_v2_200", **G32},
+                                                        "MG 2.0 fast": {"name": "mobilenet_v2_200", **G32,
+                                                                        "latency_aware": "ort-cpu"}},
                          ("ort", "eager"), 16),
     "fashion_narrow": ({"name": "cifar_resnet", **NARROW}, {"MG g8c16": {"name": "cifar_resnet", **NARROW,
                                                                          "group_size": 8, "coarsest": 16}},
@@ -60,7 +67,10 @@ PAIRS: dict[str, tuple[dict, dict[str, dict], tuple[str, ...], int]] = {
 }
 QUICK = {"narrow": ({"name": "cifar_resnet", "channels": (16, 32), "blocks": (1, 1), "input_size": (16, 16)},
                     {"MG": {"name": "cifar_resnet", "channels": (16, 32), "blocks": (1, 1), "input_size": (16, 16),
-                            "group_size": 8, "coarsest": 16}}, ("ort", "eager", "compile", "train"), 32)}
+                            "group_size": 8, "coarsest": 16},
+                     "MG fast": {"name": "cifar_resnet", "channels": (16, 32), "blocks": (1, 1), "input_size": (16, 16),
+                                 "group_size": 8, "coarsest": 16, "latency_aware": "ort-cpu"}},
+                    ("ort", "eager", "compile", "train"), 32)}
 BATCHES = (1, 8)
 
 CHILD = r'''
@@ -153,6 +163,32 @@ def export_onnx(spec_kw: dict, path: Path) -> None:
         export_model(model, graph.input_shape(), path, target="ort-cpu", verify=False)
 
 
+def latency_aware(spec_kw: dict) -> tuple[dict | None, dict]:
+    """A ``latency_aware: TARGET`` entry -> the spec kwargs of the variant `convert --latency-aware` builds
+    (``None``: no cycle was faster, the variant would be the base network) and the step timings."""
+    import mgcompile
+    from mgcompile.latency import latency_aware as tune, timings_json
+
+    kw = dict(spec_kw)
+    target = kw.pop("latency_aware")
+    spec, timings = tune(mgcompile.model_spec(kw.pop("name"), **kw), target)
+    if spec is None:
+        return None, timings_json(timings, target)
+    variant = {k: v for k, v in spec_kw.items() if k != "latency_aware"}
+    return {**variant, "ignored_layers": list(spec.ignored_layers)}, timings_json(timings, target)
+
+
+def merged(path: Path, info: dict) -> dict:
+    """``info`` with the pairs of an earlier results.json in ``path`` that this run did not measure."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return info
+    if not isinstance(old, dict) or not {"machine", "pairs"} <= set(old):  # not a bench results file: replace it
+        return info
+    return {**info, "pairs": {**old["pairs"], **info["pairs"]}}
+
+
 def machine() -> dict:
     import onnxruntime
     import torch
@@ -188,6 +224,16 @@ def main() -> None:
             if args.metrics:
                 metrics = tuple(m for m in metrics if m in args.metrics.split(","))
             models = {"base": base, **mgs}
+            tuned = {}
+            for label, kw in models.items():
+                if kw.get("latency_aware"):
+                    print(f"[{pair}] timing {label}'s steps (convert --latency-aware {kw['latency_aware']}) ...",
+                          file=sys.stderr, flush=True)
+                    models[label], tuned[label] = latency_aware(kw)
+                    if models[label] is None:
+                        print(f"[{pair}] {label}: no cycle is faster than its base step here; not measured",
+                              file=sys.stderr, flush=True)
+            models = {label: kw for label, kw in models.items() if kw is not None}
             rows = {label: dict(zip(("params", "macs"), counts(kw))) for label, kw in models.items()}
             onnx_paths = {}
             if "ort" in metrics:
@@ -206,16 +252,25 @@ def main() -> None:
                             "threads": args.threads, "onnx": onnx_paths.get(label), "train_batch": train_batch,
                             "train_steps": args.train_steps}))
             info["pairs"][pair] = {"models": models, "counts": rows, "raw": raw, "train_batch": train_batch,
-                                   "ratios": ratios(raw, rows, metrics)}
+                                   "ratios": ratios(raw, rows, metrics), "latency_aware": tuned,
+                                   "measured": time.strftime("%Y-%m-%d %H:%M"), "load_1min_end": os.getloadavg()[0],
+                                   "rounds": args.rounds}
             print(format_pair(pair, info["pairs"][pair], metrics), flush=True)
+            write_atomic(out / "results.json", json.dumps(merged(out / "results.json", info), indent=1))
     info["load_1min_end"] = os.getloadavg()[0]
     info["wall_seconds"] = time.time() - started
     loaded = max(load_start, info["load_1min_end"]) > 0.5 * (os.cpu_count() or 1) + 0.5
     info["loaded"] = loaded
-    (out / "results.json").write_text(json.dumps(info, indent=1))
+    write_atomic(out / "results.json", json.dumps(merged(out / "results.json", info), indent=1))
     print(f"wall {info['wall_seconds'] / 60:.1f} min; load {load_start:.2f} at start, {info['load_1min_end']:.2f} at "
           f"the end{' (a LOADED machine: absolute times are inflated; compare the ratios)' if loaded else ''}; "
           f"wrote {out / 'results.json'}")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def ratios(raw: dict, rows: dict, metrics: tuple[str, ...]) -> dict:

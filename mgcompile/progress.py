@@ -109,3 +109,14 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def muted() -> Iterator[None]:
+    """Silence info lines inside a loop that reports its own progress (e.g. one export per step)."""
+    saved = logger.level
+    logger.setLevel(max(saved, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)

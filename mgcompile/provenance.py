@@ -33,7 +33,7 @@ DOT_MARK = "// written by mgcompile"
 CREATOR = f"mgcompile {__version__}"
 EXTRA_FILE = "mgcompile.json"  # member of TorchScript / pt2 archives
 
-CONVERT_FILES = ("spec.yaml", "graph.json", "model.pt", "audit.json", "conversion.json")
+CONVERT_FILES = ("spec.yaml", "graph.json", "model.pt", "audit.json", "conversion.json", "latency.json")
 TRAIN_FILES = ("run.json", "checkpoint.pt", "metrics.csv", "metrics.jsonl", "results.json", "model.pt", "curves.png")
 # what only a training run folder holds (convert -o refuses such a folder)
 TRAIN_MARKERS = ("checkpoint.pt", "run.json", "metrics.jsonl", "results.json")

@@ -78,6 +78,9 @@ class Spec:
     version: int = SPEC_FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        for name in ("channels", "blocks", "input_size", "ignored_layers"):  # lists from JSON / Python callers
+            if isinstance(value := getattr(self, name), list):
+                object.__setattr__(self, name, tuple(value))
         _validate(self)
 
     # ---- derived values -------------------------------------------------------------

@@ -81,8 +81,9 @@ def test_convert_removes_stale_members_of_its_own_set_only(converted, tmp_path):
     out = tmp_path / "mg"
     shutil.copytree(converted, out)
     (out / "conversion.json").write_text(json.dumps({"mgcompile_version": "0.1.0", "blocks": []}))  # a module route's
+    (out / "latency.json").write_text(json.dumps({"mgcompile_version": "0.1.0", "steps": []}))  # --latency-aware's
     assert invoke("convert", *TINY, "-o", str(out)).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(set(CONVERT_FILES) - {"conversion.json"})
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(CONVERT_FILES) - {"conversion.json", "latency.json"})
 
 
 def test_convert_refuses_a_foreign_member_and_a_training_run_folder(converted, tmp_path):

@@ -21,10 +21,14 @@ from mgcompile.cli.options import mg_options
               help="Modules only: 'base' starts each MG cycle as the base step's block-diagonal (level 0 takes the "
                    "step's weights, corrections start at zero), for converting a trained network; 'random' inits "
                    "cycles afresh from --seed.")
+@click.option("--latency-aware", "latency", type=click.Choice(["ort-cpu", "torch"]),
+              help="Spec routes: time every MG cycle against its base step on this target (on this machine) and keep "
+                   "only the faster cycles; the result is a different network (name suffix _latency_<target>, the "
+                   "slow steps in its spec's ignored_layers) and latency.json holds the measurements.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (default: ./out/<name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON instead of a table.")
-def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, init: str, out: str | None,
-            as_json: bool) -> None:
+def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, init: str, latency: str | None,
+            out: str | None, as_json: bool) -> None:
     """Convert BASE into its MG version.
 
     BASE is a registry or spec name (`mgcompile list`: built from the spec with fresh
@@ -51,6 +55,9 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     if out:
         claim_folder(out, CONVERT_FILES, refuse_run=True)  # before the slow part: fail fast, touch nothing
     r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, init=init, **overrides)
+    timings = None
+    if latency is not None:
+        r, timings = _latency_aware(r, latency, as_json)
     if r.kind == "torch":
         click.echo(format_report(r.report), err=as_json)
     name = model_name(r)
@@ -68,6 +75,8 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     if r.spec is not None:
         spec_text = f"{YAML_MARK} {__version__}\n" + r.spec.replace(name=name).to_yaml()
         files["spec.yaml"] = lambda p: p.write_text(spec_text)
+    if timings is not None:
+        files["latency.json"] = lambda p: p.write_text(json_text(marked_json(timings)))
     if r.kind == "torch":
         files["conversion.json"] = lambda p: p.write_text(json_text(marked_json(r.report)))
     write_file_set(target, files, CONVERT_FILES)
@@ -76,3 +85,22 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     else:
         click.echo(format_audit(a))
         click.echo(f"wrote {target}/")
+
+
+def _latency_aware(r, target: str, as_json: bool):
+    """Re-resolve ``r`` with the cycles that are not faster on ``target`` left base steps."""
+    from mgcompile.api import expand
+    from mgcompile.errors import MGCompileError
+    from mgcompile.latency import format_timings, latency_aware, timings_json
+    from mgcompile.refs import Resolved
+
+    if r.kind not in ("spec", "registry") or r.spec is None:
+        raise MGCompileError(f"--latency-aware works on specs (a registry name or a spec file); {r.ref} is "
+                             f"{'a converted module' if r.kind == 'torch' else 'a saved model'}: convert its spec, "
+                             "or pass the slow steps with --ignored-layers")
+    spec, timings = latency_aware(r.spec, target)
+    click.echo(format_timings(timings, target), err=as_json)
+    if spec is None:
+        raise MGCompileError(f"no MG cycle of {r.spec.name or r.ref} ran faster than its base step on {target}: "
+                             "the latency-aware network would be the base network; convert without --latency-aware")
+    return Resolved(r.ref, r.kind, spec, expand(spec)), timings_json(timings, target, batch=1)

@@ -17,7 +17,15 @@ def test_quick_bench_measures_each_model_in_its_own_process_and_reports_ratios(t
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads((tmp_path / "results.json").read_text())
     pair = info["pairs"]["narrow"]
-    assert set(pair["raw"]) == {"base", "MG"} and pair["counts"]["MG"]["params"] < pair["counts"]["base"]["params"]
+    tuned = pair["latency_aware"]["MG fast"]  # the latency-aware variant: slow cycles left base steps
+    assert [t["step"] for t in tuned["steps"]] == ["stage1.block0", "stage2.block0"]
+    assert all(t["keep_cycle"] == (t["ratio"] < 1) for t in tuned["steps"])
+    if any(t["keep_cycle"] for t in tuned["steps"]):  # (timed on this machine: either outcome is possible)
+        assert pair["models"]["MG fast"]["ignored_layers"] == [t["step"] for t in tuned["steps"] if not t["keep_cycle"]]
+        assert "MG fast" in pair["raw"]
+    else:  # no cycle pays: the variant would be the base network and is not measured
+        assert "MG fast" not in pair["raw"] and "no cycle is faster" in done.stderr
+    assert {"base", "MG"} <= set(pair["raw"]) and pair["counts"]["MG"]["params"] < pair["counts"]["base"]["params"]
     r = pair["ratios"]["MG"]
     for key in ("ort_b1", "ort_b8", "eager_b1", "eager_b8", "train"):
         assert r[key] > 0
@@ -25,3 +33,17 @@ def test_quick_bench_measures_each_model_in_its_own_process_and_reports_ratios(t
     want = statistics.median(m["8"] / b["8"] for m, b in zip(raw["MG"]["ort"], raw["base"]["ort"]))
     assert r["ort_b8"] == want and r["ort_b8_per_mac"] == want / r["macs"]
     assert "load_1min_start" in info and info["machine"]["cpus"] >= 1 and "MG / base" in done.stdout
+
+
+def test_a_run_of_some_pairs_keeps_the_other_pairs_of_an_earlier_results_file(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"machine": {}, "pairs": {"resnet34": {"old": 1}, "cifar_wide": {"old": 2}}}))
+    new = bench.merged(path, {"machine": {"cpus": 2}, "pairs": {"cifar_wide": {"new": 3}}})
+    assert new == {"machine": {"cpus": 2}, "pairs": {"resnet34": {"old": 1}, "cifar_wide": {"new": 3}}}
+    path.write_text('{"something": "else"}')  # not a bench results file: this run's results replace it
+    assert bench.merged(path, {"machine": {}, "pairs": {}}) == {"machine": {}, "pairs": {}}
