@@ -141,26 +141,14 @@ def counts(spec_kw: dict) -> tuple[int, int]:
 
 
 def export_onnx(spec_kw: dict, path: Path) -> None:
-    """`mgcompile export --target ort-cpu` of a fresh model (big models: weights beside, external data)."""
+    """`mgcompile export --target ort-cpu` of a fresh model (over 1.5 GiB of weights: external data beside it)."""
     import mgcompile
     from mgcompile.exporters.export import export_model
 
     kw = dict(spec_kw)
     spec = mgcompile.model_spec(kw.pop("name"), **kw)
     graph = mgcompile.expand(spec)
-    model = mgcompile.build(graph)
-    params = sum(p.numel() for p in model.parameters())
-    if params > 200_000_000:  # over ONNX's 2 GB protobuf limit with headroom: the dynamo exporter, external data
-        import torch
-
-        from mgcompile.backends.inference import lower_for_inference
-
-        lowered = lower_for_inference(model)
-        torch.onnx.export(lowered, (torch.randn(2, *graph.input_shape()),), path, dynamo=True, external_data=True,
-                          opset_version=18, input_names=["input"], output_names=["logits"],
-                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
-    else:
-        export_model(model, graph.input_shape(), path, target="ort-cpu", verify=False)
+    export_model(mgcompile.build(graph), graph.input_shape(), path, target="ort-cpu", verify=False)
 
 
 def latency_aware(spec_kw: dict) -> tuple[dict | None, dict]:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from mgcompile import __version__
-from mgcompile.atomic import atomic_path
+from mgcompile.atomic import atomic_files, atomic_path
 from mgcompile.errors import MGCompileError
 from mgcompile.progress import stage
 from mgcompile.provenance import EXTRA_FILE, stamp, written_by_mgcompile
@@ -34,6 +34,8 @@ from mgcompile.exporters import onnx_export
 from mgcompile.exporters.verify import BATCH_SIZES, compare, raise_unless_ok, result_path, verify_onnx, write_result
 
 FORMATS = ("onnx", "torchscript", "pt2")
+PROTO_LIMIT = 2**31  # protobuf cannot serialise a message over 2 GiB: ONNX weights go to a .data file beside the model
+EXTERNAL_DATA_BYTES = 3 * 2**29  # 1.5 GiB of weights: external data automatically (graph and metadata need room)
 EXAMPLE_BATCH = 2  # a dynamic batch is traced at 2: exporters specialise sizes 0 and 1
 
 #: target -> (formats it takes, the inference lowering's transfer form, a note for the report).
@@ -80,16 +82,25 @@ def check_target(path: str | os.PathLike) -> Path:
 def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.PathLike, *, fmt: str | None = None,
                  opset: int = onnx_export.DEFAULT_OPSET, dynamic_batch: bool = True, optimize: bool = True,
                  verify: bool = True, metadata: Mapping[str, Any] | None = None,
-                 reference: Mapping[str, torch.Tensor] | None = None, target: str | None = None) -> dict:
+                 reference: Mapping[str, torch.Tensor] | None = None, target: str | None = None,
+                 external_data: bool | None = None) -> dict:
     """Export eval-mode ``model`` (input ``(C, H, W)``) to ``path``; returns a report (and writes the JSON).
 
     ``target`` (``ort-cpu``, ``ort-cuda``, ``torch``; default from ``fmt``) picks the inference lowering.
     ``reference``: a saved model's stored input and output, which the module and the artifact must reproduce.
+    ``external_data`` (ONNX): the weights in ``<path>.data`` beside the model; ``None`` decides by size
+    (over :data:`EXTERNAL_DATA_BYTES`: an ONNX file cannot hold more than 2 GiB).
     """
     fmt, deploy = resolve_target(fmt, target)
     if fmt == "onnx":
         onnx_export.check_opset(opset)
+    elif external_data:
+        raise MGCompileError(f"external data is an ONNX feature; drop --external-data for {fmt}")
     out_path = check_target(path)
+    data_file = out_path.with_name(out_path.name + ".data")
+    if fmt == "onnx" and data_file.exists() and not written_by_mgcompile(out_path):
+        raise MGCompileError(f"{data_file} exists but {out_path.name} beside it was not written by mgcompile; move it "
+                             "away or choose another output path")
     model = model.eval()
     report: dict[str, Any] = {"format": fmt, "target": deploy, "path": str(out_path), "dynamic_batch": dynamic_batch,
                               "input_shape": ["batch" if dynamic_batch else 1, *input_shape]}
@@ -107,9 +118,16 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
     example = torch.randn(EXAMPLE_BATCH if dynamic_batch else 1, *input_shape)
     batches = BATCH_SIZES if dynamic_batch else (1, 1)
     extra = {EXTRA_FILE: json.dumps({**stamp(), **(metadata or {})})}
-    with atomic_path(target) as tmp:
+    weight_bytes = sum(t.numel() * t.element_size() for t in (*artifact.parameters(), *artifact.buffers()))
+    external = fmt == "onnx" and (external_data if external_data is not None else weight_bytes > EXTERNAL_DATA_BYTES)
+    old_data = fmt == "onnx" and not external and data_file.exists()  # an earlier external-data export's weights
+    with atomic_files(target, (".data",)) if external else atomic_path(target) as tmp:
         if fmt == "onnx":
-            report.update(_write_onnx(artifact, example, tmp, opset, dynamic_batch, optimize, metadata))
+            report.update(_write_onnx(artifact, example, tmp, opset, dynamic_batch,
+                                      optimize and weight_bytes < PROTO_LIMIT, metadata, external))
+            if optimize and weight_bytes >= PROTO_LIMIT:
+                report["passes"] = ("skipped: the onnx-ir cleanup checks each pass in ONNX Runtime through an "
+                                    "in-memory copy, which protobuf cannot hold over 2 GiB")
             run = None
         elif fmt == "torchscript":
             from mgcompile.exporters.torchscript import save_torchscript, torchscript_runner
@@ -131,6 +149,8 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
                 else:
                     result = _verify_torch(run(tmp), model, input_shape, batches, fmt, reference)
             raise_unless_ok(result, f"the {fmt} export")
+    if old_data:
+        data_file.unlink()  # the new model holds its weights: the old .data beside it describes nothing now
     if result is not None:
         report["verification"] = result
         report["verification_json"] = str(write_result(target, {**result, "file": target.name}))
@@ -146,10 +166,11 @@ def _verify_torch(run, model: nn.Module, shape: Sequence[int], batches: Sequence
 
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, tmp: Path, opset: int, dynamic_batch: bool,
-                optimize: bool, metadata: Mapping[str, Any] | None) -> dict:
+                optimize: bool, metadata: Mapping[str, Any] | None, external: bool = False) -> dict:
     how = "dynamo" if opset in onnx_export.DYNAMO_OPSETS else "legacy"
     with stage(f"exporting ONNX (opset {opset}, {how} exporter)"):
-        proto, exporter = onnx_export.to_onnx(model, example, opset=opset, dynamic_batch=dynamic_batch)
+        proto, exporter = onnx_export.to_onnx(model, example, opset=opset, dynamic_batch=dynamic_batch,
+                                              external_data=external)
     info: dict[str, Any] = {"exporter": exporter, "opset": _opset(proto), "nodes_exported": len(proto.graph.node)}
     if optimize:
         from mgcompile.exporters.onnx_passes import optimize as run_passes
@@ -157,8 +178,14 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, tmp: Path, opset: int, 
         with stage(f"cleaning up ONNX ({len(proto.graph.node)} nodes; onnx-ir passes, each checked in ONNX Runtime)"):
             proto, info["passes"] = run_passes(proto)
     onnx_export.set_metadata(proto, {"mgcompile_version": __version__, **(metadata or {})})
-    onnx_export.check(proto)
-    onnx.save(proto, tmp)
+    if external:  # weights in <name>.data beside the model (the name it will have after the rename)
+        info["external_data"] = tmp.name + ".data"
+        onnx.save_model(proto, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=info["external_data"], size_threshold=1024)
+        onnx_export.check(str(tmp))
+    else:
+        onnx_export.check(proto)
+        onnx.save(proto, tmp)
     info["op_counts"] = dict(sorted(Counter(n.op_type for n in proto.graph.node).items()))
     info["nodes"] = len(proto.graph.node)
     return info

@@ -39,13 +39,15 @@ def check_opset(opset: int) -> None:
         )
 
 
-def _dynamo(model: nn.Module, x: torch.Tensor, f: Path, opset: int, dynamic_batch: bool) -> None:
+def _dynamo(model: nn.Module, x: torch.Tensor, f: Path, opset: int, dynamic_batch: bool,
+            external_data: bool = False) -> None:
     shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
-    torch.onnx.export(model, (x,), f, dynamo=True, external_data=False, optimize=False, opset_version=opset,
+    torch.onnx.export(model, (x,), f, dynamo=True, external_data=external_data, optimize=False, opset_version=opset,
                       input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=shapes, verbose=False)
 
 
-def _legacy(model: nn.Module, x: torch.Tensor, f: Path, opset: int, dynamic_batch: bool) -> None:
+def _legacy(model: nn.Module, x: torch.Tensor, f: Path, opset: int, dynamic_batch: bool,
+            external_data: bool = False) -> None:  # (the legacy exporter writes external data itself when it must)
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation warning
@@ -54,15 +56,17 @@ def _legacy(model: nn.Module, x: torch.Tensor, f: Path, opset: int, dynamic_batc
 
 
 def to_onnx(model: nn.Module, example: torch.Tensor, *, opset: int = DEFAULT_OPSET,
-            dynamic_batch: bool = True) -> tuple[onnx.ModelProto, str]:
-    """Export an eval-mode ``model``; returns the model proto and which exporter produced it."""
+            dynamic_batch: bool = True, external_data: bool = False) -> tuple[onnx.ModelProto, str]:
+    """Export an eval-mode ``model``; returns the model proto (weights loaded) and which exporter produced it.
+
+    ``external_data``: let the exporter write the weights beside its file (a model over 2 GiB)."""
     check_opset(opset)
     model = model.eval()
     with tempfile.TemporaryDirectory(prefix="mgcompile-onnx-") as tmp:
         f = Path(tmp) / "model.onnx"
         exporter = "dynamo" if opset in DYNAMO_OPSETS else "legacy"
         try:
-            (_dynamo if exporter == "dynamo" else _legacy)(model, example, f, opset, dynamic_batch)
+            (_dynamo if exporter == "dynamo" else _legacy)(model, example, f, opset, dynamic_batch, external_data)
         except Exception as exc:
             interrupts.check(exc)  # torch wraps a Ctrl-C inside its own errors: never fall back after one
             if exporter != "dynamo":
@@ -92,8 +96,10 @@ def set_metadata(proto: onnx.ModelProto, props: Mapping[str, Any]) -> onnx.Model
     return proto
 
 
-def check(proto: onnx.ModelProto) -> None:
-    """``onnx.checker`` with full shape-inference checks; a failure is an exporter bug, reported in one line."""
+def check(proto: onnx.ModelProto | str) -> None:
+    """``onnx.checker`` with full shape-inference checks; a failure is an exporter bug, reported in one line.
+
+    A path checks a saved model with external data (a proto over 2 GiB cannot be checked in memory)."""
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:

@@ -92,6 +92,37 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_files(path: str | os.PathLike, companions: tuple[str, ...]) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a file that comes with companion files (``model.onnx`` + ``model.onnx.data``).
+
+    Yields ``<hidden folder>/<name>``: write the file and its companions (names ``name + suffix``)
+    there; on success the companions are renamed into place first, the file last, so
+    a reader never sees the new file without its data. On any exception the hidden
+    folder is removed and nothing beside ``path`` changed.
+    """
+    final = _prepare(path)
+    if final.is_dir():
+        raise MGCompileError(f"{path} is a folder; pass a file path")
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        try:
+            yield staging / final.name
+            names = [final.name + suffix for suffix in companions] + [final.name]
+            with _signals_deferred():
+                for name in names:
+                    if (staging / name).exists():
+                        os.chmod(staging / name, 0o666 & ~_umask())
+                        os.replace(staging / name, final.parent / name)
+        except (OSError, RuntimeError) as exc:
+            error = write_failure(path, exc)
+            if error is None:
+                raise
+            raise error from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -29,13 +29,18 @@ from mgcompile.cli.options import echo_json, mg_options
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Compare with PyTorch (eval mode) at two batch sizes: max|out-torch| <= 1e-4*max|torch|. "
                    "A failed check is an error and writes no file.")
+@click.option("--external-data/--embedded-data", "external_data", default=None,
+              help="ONNX: write the weights to OUTPUT.data beside the model instead of inside it. Default: only "
+                   "when they exceed 1.5 GiB (an ONNX file cannot hold more than 2 GiB).")
 @click.option("--force", is_flag=True, help="Replace an existing output file that mgcompile did not write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def command(ref: str, overrides: dict, fmt: str | None, target: str | None, out: str, opset: int,
-            dynamic_batch: bool, optimize: bool, verify: bool, force: bool, as_json: bool) -> None:
+            dynamic_batch: bool, optimize: bool, verify: bool, external_data: bool | None, force: bool,
+            as_json: bool) -> None:
     """Export REF (converted folder, .pt, spec file or registry name) for deployment.
 
-    ONNX uses torch.onnx.export(dynamo=True) with one self-contained file, input
+    ONNX uses torch.onnx.export(dynamo=True) with one self-contained file (weights over
+    1.5 GiB, or --external-data: OUTPUT plus OUTPUT.data, written together), input
     `input` and output `logits`; the spec and mgcompile version are stored in the
     model's metadata. ONNX Runtime runs on CUDA too when a GPU is present.
     """
@@ -57,7 +62,8 @@ def command(ref: str, overrides: dict, fmt: str | None, target: str | None, out:
     if r.spec is not None:
         metadata["mgcompile_spec"] = r.spec.to_json()
     report = export_model(r.model(), shape, out, fmt=fmt, opset=opset, dynamic_batch=dynamic_batch,
-                          optimize=optimize, verify=verify, metadata=metadata, reference=r.reference, target=target)
+                          optimize=optimize, verify=verify, metadata=metadata, reference=r.reference, target=target,
+                          external_data=external_data)
     if as_json:
         echo_json(report)
         return
@@ -72,6 +78,8 @@ def _summary(report: dict) -> str:
         low = report["lowering"]
         lines.append("IR lowering: " + ", ".join(f"{p['pass']} {p['changed']}" for p in low["passes"])
                      + f" ({low['transfers']} transfers)" + (f"; note: {low['note']}" if "note" in low else ""))
+    if "external_data" in report:
+        lines.append(f"weights in {report['external_data']} beside it (keep the two files together)")
     if "op_counts" in report:
         lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in report["op_counts"].items()))
     v = report.get("verification")

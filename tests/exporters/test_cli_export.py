@@ -133,3 +133,76 @@ def test_targets_pick_format_and_lowering_and_contradictions_are_one_line_errors
     assert "not onnx" in _one_line_error(
         _invoke("export", *TINY, "--target", "torch", "--format", "onnx", "-o", str(tmp_path / "e.onnx")))
     assert not (tmp_path / "d.pt2").exists() and not (tmp_path / "e.onnx").exists()
+
+
+def test_external_data_writes_the_model_and_its_weights_together_and_runs_the_same(tmp_path):
+    import numpy as np
+    import onnx
+
+    from mgcompile.exporters.ort_run import session
+
+    ext, emb = tmp_path / "ext" / "m.onnx", tmp_path / "emb" / "m.onnx"
+    result = _invoke("export", *TINY, "-o", str(ext), "--external-data")
+    assert result.exit_code == 0, result.output
+    assert "weights in m.onnx.data beside it" in result.output
+    assert sorted(p.name for p in ext.parent.iterdir()) == ["m.onnx", "m.onnx.data", "m.onnx.verify.json"]
+    proto = onnx.load(ext, load_external_data=False)
+    stored = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert stored and all({e.key: e.value for e in t.external_data}["location"] == "m.onnx.data" for t in stored)
+    assert (ext.parent / "m.onnx.data").stat().st_size > ext.stat().st_size
+    assert _invoke("export", *TINY, "-o", str(emb)).exit_code == 0
+    x = np.random.default_rng(0).standard_normal((3, 3, 16, 16)).astype(np.float32)
+    a, b = (session(p, level="all").run(None, {"input": x})[0] for p in (ext, emb))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # an embedded re-export replaces the pair: the old weights file beside it is removed
+    assert _invoke("export", *TINY, "-o", str(ext)).exit_code == 0
+    assert sorted(p.name for p in ext.parent.iterdir()) == ["m.onnx", "m.onnx.verify.json"]
+
+
+def test_weights_over_the_threshold_go_to_external_data_automatically(tmp_path, monkeypatch):
+    import mgcompile
+    from mgcompile.exporters import export
+
+    model = mgcompile.build(mgcompile.model_spec(*TINY[:1], channels=(16, 32, 64), blocks=(1, 1, 1),
+                                                 input_size=(16, 16), group_size=8, coarsest=16))
+    report = export_model(model, (3, 16, 16), tmp_path / "small.onnx", verify=False)
+    assert "external_data" not in report  # far below 1.5 GiB: one self-contained file
+    monkeypatch.setattr(export, "EXTERNAL_DATA_BYTES", 1000)
+    report = export_model(model, (3, 16, 16), tmp_path / "big.onnx")
+    assert report["external_data"] == "big.onnx.data" and report["verification"]["ok"]
+    assert (tmp_path / "big.onnx.data").is_file()
+
+
+def test_external_data_refusals_are_one_line_and_write_nothing(tmp_path):
+    line = _one_line_error(_invoke("export", *TINY, "--format", "torchscript", "-o", str(tmp_path / "m.pt"),
+                                   "--external-data"))
+    assert "external data is an ONNX feature" in line
+    (tmp_path / "m.onnx.data").write_bytes(b"someone else's weights")
+    line = _one_line_error(_invoke("export", *TINY, "-o", str(tmp_path / "m.onnx"), "--external-data"))
+    assert "m.onnx.data exists" in line and "not written by mgcompile" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx.data"]
+    assert (tmp_path / "m.onnx.data").read_bytes() == b"someone else's weights"
+
+
+def test_a_failed_pair_write_leaves_the_old_files_as_they_were(tmp_path):
+    from mgcompile.atomic import atomic_files
+
+    (tmp_path / "m.onnx").write_text("old model")
+    (tmp_path / "m.onnx.data").write_text("old weights")
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        with atomic_files(tmp_path / "m.onnx", (".data",)) as tmp:
+            (tmp.parent / "m.onnx.data").write_text("new weights")
+            raise RuntimeError("exporter crashed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]  # no staging folder left
+    assert (tmp_path / "m.onnx").read_text() == "old model" and (tmp_path / "m.onnx.data").read_text() == "old weights"
+    with atomic_files(tmp_path / "m.onnx", (".data",)) as tmp:
+        tmp.write_text("new model")
+        (tmp.parent / "m.onnx.data").write_text("new weights")
+    assert (tmp_path / "m.onnx").read_text() == "new model" and (tmp_path / "m.onnx.data").read_text() == "new weights"
+
+
+def test_failed_verification_of_an_external_data_export_leaves_no_file(tmp_path):
+    with pytest.raises(MGCompileError, match="does not match PyTorch"):
+        export_model(nn.Sequential(nn.Conv2d(2, 4, 1), _Noisy()), (2, 4, 4), tmp_path / "n.onnx", optimize=False,
+                     external_data=True)
+    assert list(tmp_path.iterdir()) == []
