@@ -108,15 +108,16 @@ elif what in ("eager", "compile"):
             out[b] = median_ms(fn, x, 3 if what == "eager" else 2, args["repeat"])
 else:
     model = mgcompile.build(spec).train().to(memory_format=torch.channels_last)
+    fn = torch.compile(model) if what == "train_compile" else model
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
     b = args["train_batch"]
     x = torch.randn(b, *shape).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, spec.num_classes, (b,))
     def step(v):
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(v), y).backward()
+        torch.nn.functional.cross_entropy(fn(v), y).backward()
         opt.step()
-    ms = median_ms(step, x, 1, args["train_steps"])
+    ms = median_ms(step, x, 2 if what == "train_compile" else 1, args["train_steps"])
     out["img_per_s"] = 1000 * b / ms
 print(json.dumps(out))
 '''
@@ -194,7 +195,8 @@ def main() -> None:
     ap.add_argument("--wide-train-batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--pairs", help="comma-separated subset of: " + ", ".join(PAIRS))
-    ap.add_argument("--metrics", help="comma-separated subset of: ort, eager, compile, train")
+    ap.add_argument("--metrics", help="comma-separated subset of: ort, eager, compile, train, train_compile "
+                                      "(train_compile: the training step under torch.compile; only when asked)")
     ap.add_argument("--out", default="benchmarks/results/bench")
     args = ap.parse_args()
     pairs = QUICK if args.quick else {k: v for k, v in PAIRS.items() if not args.pairs or k in args.pairs.split(",")}
@@ -210,7 +212,10 @@ def main() -> None:
             if pair == "cifar_wide":
                 train_batch = args.wide_train_batch
             if args.metrics:
-                metrics = tuple(m for m in metrics if m in args.metrics.split(","))
+                asked = args.metrics.split(",")
+                metrics = tuple(m for m in metrics if m in asked)
+                if "train_compile" in asked and "train" in data_metrics(pair):
+                    metrics += ("train_compile",)
             models = {"base": base, **mgs}
             tuned = {}
             for label, kw in models.items():
@@ -255,6 +260,10 @@ def main() -> None:
           f"wrote {out / 'results.json'}")
 
 
+def data_metrics(pair: str) -> tuple[str, ...]:
+    return (QUICK if pair in QUICK else PAIRS)[pair][2]
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -270,13 +279,13 @@ def ratios(raw: dict, rows: dict, metrics: tuple[str, ...]) -> dict:
         mac_ratio = rows[label]["macs"] / rows["base"]["macs"]
         entry: dict = {"params": rows[label]["params"] / rows["base"]["params"], "macs": mac_ratio}
         for metric in metrics:
-            keys = ["img_per_s"] if metric == "train" else [str(b) for b in BATCHES]
+            keys = ["img_per_s"] if metric.startswith("train") else [str(b) for b in BATCHES]
             for key in keys:
                 per_round = [m[key] / b[key] for m, b in zip(raw[label][metric], raw["base"][metric])]
                 ratio = statistics.median(per_round)
-                name = "train" if metric == "train" else f"{metric}_b{key}"
+                name = metric if metric.startswith("train") else f"{metric}_b{key}"
                 entry[name] = ratio
-                if metric != "train":
+                if not metric.startswith("train"):
                     entry[name + "_per_mac"] = ratio / mac_ratio
         out[label] = entry
     return out
@@ -287,13 +296,14 @@ def format_pair(pair: str, data: dict, metrics: tuple[str, ...]) -> str:
     lines = [f"== {pair} (training batch {data['train_batch']})"]
     head = f"{'model':<12} {'params':>12} {'GMACs':>8}"
     for metric in metrics:
-        head += f" {metric + ' b1 ms':>15} {metric + ' b8 ms':>15}" if metric != "train" else f" {'train img/s':>12}"
+        head += (f" {metric + ' b1 ms':>15} {metric + ' b8 ms':>15}" if not metric.startswith("train")
+                 else f" {metric + ' img/s':>19}")
     lines.append(head)
     for label in raw:
         line = f"{label:<12} {rows[label]['params']:>12,} {rows[label]['macs'] / 1e9:>8.3f}"
         for metric in metrics:
-            if metric == "train":
-                line += f" {statistics.median(r['img_per_s'] for r in raw[label][metric]):>12.1f}"
+            if metric.startswith("train"):
+                line += f" {statistics.median(r['img_per_s'] for r in raw[label][metric]):>19.1f}"
             else:
                 for b in BATCHES:
                     line += f" {statistics.median(r[str(b)] for r in raw[label][metric]):>15.2f}"
@@ -301,8 +311,8 @@ def format_pair(pair: str, data: dict, metrics: tuple[str, ...]) -> str:
     for label, e in ratio.items():
         parts = [f"params {e['params']:.3f}", f"MACs {e['macs']:.3f}"]
         for metric in metrics:
-            if metric == "train":
-                parts.append(f"train img/s {e['train']:.2f}x")
+            if metric.startswith("train"):
+                parts.append(f"{metric} img/s {e[metric]:.2f}x")
             else:
                 parts += [f"{metric} b{b} {e[f'{metric}_b{b}']:.2f} ({e[f'{metric}_b{b}_per_mac']:.2f}/MAC)"
                           for b in BATCHES]
