@@ -18,14 +18,16 @@ Metrics per model: median latency at batch 1 and 8 in ONNX Runtime (CPU provider
 ``all``, the model exported by ``mgcompile export --target ort-cpu``), in PyTorch eager and
 under ``torch.compile`` (both channels_last, BN folded: ``--target torch``), and training
 images/s (forward + backward + SGD step, channels_last; 224x224 pairs at batch 16, 32x32
-pairs at batch 128, the wide pair at ``--wide-train-batch``). Every measurement runs in its
+pairs at batch 128, the wide pair at ``--wide-train-batch``); ``--metrics train_compile``
+adds the training step under ``torch.compile`` (asked for only: compiling the backward
+takes minutes on 2 cores). Every measurement runs in its
 own process; models are alternated within each of ``--rounds`` rounds, the MG/base ratio
 is taken per round and the median of those ratios reported, with "ratio / MAC ratio"
 (1.00: MG runs at the base's efficiency per MAC). The machine's load is recorded before
 and after; a run on a loaded machine says so. Results: a table on stdout and
 ``results.json`` (machine, load, versions, every raw number), rewritten after every pair; a
-run of some ``--pairs`` replaces those pairs in an existing ``results.json`` and keeps the
-others (each pair records when and under what load it was measured). ``--quick``: one narrow pair,
+run of some ``--pairs`` / ``--metrics`` replaces those in an existing ``results.json`` and keeps
+the rest (each pair records when each metric was measured and the load). ``--quick``: one narrow pair,
 one round, small batches (a smoke run for `make test`).
 """
 
@@ -168,14 +170,27 @@ def latency_aware(spec_kw: dict) -> tuple[dict | None, dict]:
 
 
 def merged(path: Path, info: dict) -> dict:
-    """``info`` with the pairs of an earlier results.json in ``path`` that this run did not measure."""
+    """``info`` with what an earlier results.json in ``path`` holds and this run did not measure: other pairs,
+    and other metrics of a pair whose models are the same (``--metrics eager`` refreshes only eager)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         return info
     if not isinstance(old, dict) or not {"machine", "pairs"} <= set(old):  # not a bench results file: replace it
         return info
-    return {**info, "pairs": {**old["pairs"], **info["pairs"]}}
+    pairs = dict(old["pairs"])
+    for name, new in info["pairs"].items():
+        before = pairs.get(name)
+        if not isinstance(before, dict) or before.get("models") is None or before.get("models") != new.get("models"):
+            pairs[name] = new
+            continue
+        pair = {**before, **new}
+        for key in ("raw", "ratios"):
+            pair[key] = {label: {**before.get(key, {}).get(label, {}), **values}
+                         for label, values in new.get(key, {}).items()}
+        pair["measured_metrics"] = {**before.get("measured_metrics", {}), **new.get("measured_metrics", {})}
+        pairs[name] = pair
+    return {**info, "pairs": pairs}
 
 
 def machine() -> dict:
@@ -247,7 +262,8 @@ def main() -> None:
             info["pairs"][pair] = {"models": models, "counts": rows, "raw": raw, "train_batch": train_batch,
                                    "ratios": ratios(raw, rows, metrics), "latency_aware": tuned,
                                    "measured": time.strftime("%Y-%m-%d %H:%M"), "load_1min_end": os.getloadavg()[0],
-                                   "rounds": args.rounds}
+                                   "rounds": args.rounds,
+                                   "measured_metrics": {m: time.strftime("%Y-%m-%d %H:%M") for m in metrics}}
             print(format_pair(pair, info["pairs"][pair], metrics), flush=True)
             write_atomic(out / "results.json", json.dumps(merged(out / "results.json", info), indent=1))
     info["load_1min_end"] = os.getloadavg()[0]
