@@ -27,7 +27,7 @@ from typing import Any, Callable
 from mgcompile.errors import MGCompileError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.slice import step_graph
-from mgcompile.progress import Progress, muted
+from mgcompile.progress import Progress, muted, stage
 from mgcompile.spec import Spec
 
 TARGETS = ("ort-cpu", "torch")
@@ -64,8 +64,9 @@ def latency_aware(spec: Spec, target: str = "ort-cpu", *, batch: int = 1, rounds
     cycles = [s for s, info in mg.meta_graph["steps"].items() if info.get("status") == "cycle"]
     if not cycles:
         raise MGCompileError(f"{canonical_name(spec)} has no MG cycle to measure")
-    timings = time_steps(base, mg, cycles, target, batch=batch, rounds=rounds, repeat=repeat, threshold=threshold,
-                         threads=threads)
+    with stage(f"timing {len(cycles)} MG cycles against their base steps on {target}"):
+        timings = time_steps(base, mg, cycles, target, batch=batch, rounds=rounds, repeat=repeat,
+                             threshold=threshold, threads=threads)
     return variant(spec, timings, target), timings
 
 
@@ -84,7 +85,7 @@ def variant(spec: Spec, timings: list[StepTiming], target: str) -> Spec | None:
 def time_steps(base: Graph, mg: Graph, steps: list[str], target: str, *, batch: int = 1, rounds: int = 5,
                repeat: int = 20, threshold: float = 1.0, threads: int | None = None) -> list[StepTiming]:
     """Each step of ``steps`` in ``base`` and in ``mg``, timed on ``target`` (``keep_cycle``: ratio < ``threshold``)."""
-    with tempfile.TemporaryDirectory(prefix="mgcompile-latency-") as tmp, muted():
+    with tempfile.TemporaryDirectory(prefix="mgcompile-latency-") as tmp:
         runners: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
         with Progress(len(steps), f"preparing {len(steps)} steps for {target}", unit="step") as bar:
             for step in steps:
@@ -127,7 +128,8 @@ def _runner(graph: Graph, target: str, batch: int, path: Path, threads: int | No
     from mgcompile.exporters.export import export_model
     from mgcompile.exporters.ort_run import session
 
-    export_model(build(graph).eval(), graph.input_shape(), path, target=target, verify=False)
+    with muted():  # one export per step: the loop reports progress, not each export's stages
+        export_model(build(graph).eval(), graph.input_shape(), path, target=target, verify=False)
     sess = session(path, level="all", cuda=False, threads=threads)
     name = sess.get_inputs()[0].name
     feed = {name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
