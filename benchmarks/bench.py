@@ -171,7 +171,8 @@ def latency_aware(spec_kw: dict) -> tuple[dict | None, dict]:
 
 def merged(path: Path, info: dict) -> dict:
     """``info`` with what an earlier results.json in ``path`` holds and this run did not measure: other pairs,
-    and other metrics of a pair whose models are the same (``--metrics eager`` refreshes only eager)."""
+    and other metrics of a pair whose models and training batch are the same (``--metrics eager`` refreshes
+    only eager; compared as JSON, where this run's tuples are the file's lists)."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -181,7 +182,8 @@ def merged(path: Path, info: dict) -> dict:
     pairs = dict(old["pairs"])
     for name, new in info["pairs"].items():
         before = pairs.get(name)
-        if not isinstance(before, dict) or before.get("models") is None or before.get("models") != new.get("models"):
+        setup = lambda pair: json.loads(json.dumps([pair.get("models"), pair.get("train_batch")]))  # noqa: E731
+        if not isinstance(before, dict) or before.get("models") is None or setup(before) != setup(new):
             pairs[name] = new
             continue
         pair = {**before, **new}
@@ -263,7 +265,8 @@ def main() -> None:
                                    "ratios": ratios(raw, rows, metrics), "latency_aware": tuned,
                                    "measured": time.strftime("%Y-%m-%d %H:%M"), "load_1min_end": os.getloadavg()[0],
                                    "rounds": args.rounds,
-                                   "measured_metrics": {m: time.strftime("%Y-%m-%d %H:%M") for m in metrics}}
+                                   "measured_metrics": {m: {"at": time.strftime("%Y-%m-%d %H:%M"), "rounds": args.rounds,
+                                                            "load_1min": os.getloadavg()[0]} for m in metrics}}
             print(format_pair(pair, info["pairs"][pair], metrics), flush=True)
             write_atomic(out / "results.json", json.dumps(merged(out / "results.json", info), indent=1))
     info["load_1min_end"] = os.getloadavg()[0]

@@ -98,9 +98,15 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
         raise MGCompileError(f"external data is an ONNX feature; drop --external-data for {fmt}")
     out_path = check_target(path)
     data_file = out_path.with_name(out_path.name + ".data")
-    if fmt == "onnx" and data_file.exists() and not written_by_mgcompile(out_path):
-        raise MGCompileError(f"{data_file} exists but {out_path.name} beside it was not written by mgcompile; move it "
-                             "away or choose another output path")
+    owned_data = fmt == "onnx" and _weights_of(out_path, data_file)  # ours to replace or remove
+    weight_bytes = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    external = fmt == "onnx" and (external_data if external_data is not None else weight_bytes > EXTERNAL_DATA_BYTES)
+    if fmt == "onnx" and not external and weight_bytes >= PROTO_LIMIT:
+        raise MGCompileError(f"the weights ({weight_bytes / 2**30:.1f} GiB) exceed the 2 GiB one ONNX file can hold; "
+                             f"drop --embedded-data (they then go to {data_file.name} beside the model)")
+    if external and data_file.exists() and not owned_data:
+        raise MGCompileError(f"{data_file} exists and does not hold the weights of an ONNX model mgcompile wrote as "
+                             f"{out_path.name}; move it away or choose another output path")
     model = model.eval()
     report: dict[str, Any] = {"format": fmt, "target": deploy, "path": str(out_path), "dynamic_batch": dynamic_batch,
                               "input_shape": ["batch" if dynamic_batch else 1, *input_shape]}
@@ -118,16 +124,14 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
     example = torch.randn(EXAMPLE_BATCH if dynamic_batch else 1, *input_shape)
     batches = BATCH_SIZES if dynamic_batch else (1, 1)
     extra = {EXTRA_FILE: json.dumps({**stamp(), **(metadata or {})})}
-    weight_bytes = sum(t.numel() * t.element_size() for t in (*artifact.parameters(), *artifact.buffers()))
-    external = fmt == "onnx" and (external_data if external_data is not None else weight_bytes > EXTERNAL_DATA_BYTES)
-    old_data = fmt == "onnx" and not external and data_file.exists()  # an earlier external-data export's weights
+    small = weight_bytes <= EXTERNAL_DATA_BYTES  # the onnx-ir passes check each pass through an in-memory copy
     with atomic_files(target, (".data",)) if external else atomic_path(target) as tmp:
         if fmt == "onnx":
-            report.update(_write_onnx(artifact, example, tmp, opset, dynamic_batch,
-                                      optimize and weight_bytes < PROTO_LIMIT, metadata, external))
-            if optimize and weight_bytes >= PROTO_LIMIT:
+            report.update(_write_onnx(artifact, example, tmp, opset, dynamic_batch, optimize and small, metadata,
+                                      external))
+            if optimize and not small:
                 report["passes"] = ("skipped: the onnx-ir cleanup checks each pass in ONNX Runtime through an "
-                                    "in-memory copy, which protobuf cannot hold over 2 GiB")
+                                    "in-memory copy, which protobuf cannot hold near 2 GiB")
             run = None
         elif fmt == "torchscript":
             from mgcompile.exporters.torchscript import save_torchscript, torchscript_runner
@@ -149,8 +153,8 @@ def export_model(model: nn.Module, input_shape: Sequence[int], path: str | os.Pa
                 else:
                     result = _verify_torch(run(tmp), model, input_shape, batches, fmt, reference)
             raise_unless_ok(result, f"the {fmt} export")
-    if old_data:
-        data_file.unlink()  # the new model holds its weights: the old .data beside it describes nothing now
+    if owned_data and "external_data" not in report:
+        data_file.unlink(missing_ok=True)  # the new model holds its weights: the old .data describes nothing now
     if result is not None:
         report["verification"] = result
         report["verification_json"] = str(write_result(target, {**result, "file": target.name}))
@@ -183,12 +187,26 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, tmp: Path, opset: int, 
         onnx.save_model(proto, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
                         location=info["external_data"], size_threshold=1024)
         onnx_export.check(str(tmp))
+        if not (tmp.parent / info["external_data"]).exists():  # no tensor over 1 KiB: the model holds them all
+            del info["external_data"]
     else:
         onnx_export.check(proto)
         onnx.save(proto, tmp)
     info["op_counts"] = dict(sorted(Counter(n.op_type for n in proto.graph.node).items()))
     info["nodes"] = len(proto.graph.node)
     return info
+
+
+def _weights_of(model_path: Path, data_file: Path) -> bool:
+    """Whether ``data_file`` holds the weights of the mgcompile-written ONNX model at ``model_path``."""
+    if not (data_file.is_file() and written_by_mgcompile(model_path)):
+        return False
+    try:
+        proto = onnx.load(model_path, load_external_data=False)
+    except Exception:
+        return False
+    return any(e.key == "location" and e.value == data_file.name
+               for t in proto.graph.initializer for e in t.external_data)
 
 
 def _opset(proto: onnx.ModelProto) -> int:

@@ -37,10 +37,11 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     module, keeping its weights, rather than building the registry spec of the same
     name: mobilenet_v3_small builds the spec, torchvision:mobilenet_v3_small converts), timm:NAME (a
     timm model with fresh weights, when timm is installed), or module:callable returning an
-    nn.Module. Every residual sum of a module is listed with what happened to it and why. Writes spec.yaml (spec routes), graph.json (the IR),
-    model.pt (IR + weights; reload with mgcompile.load(DIR)), audit.json and, for
-    converted modules, conversion.json. Only these files are replaced in an existing
-    folder (each only if mgcompile wrote it); everything else in it stays. A network
+    nn.Module. Every residual sum of a module is listed with what happened to it and why.
+    Writes spec.yaml (spec routes), graph.json (the IR), model.pt (IR + weights; reload with
+    mgcompile.load(DIR)), audit.json, for converted modules conversion.json, and with
+    --latency-aware latency.json. Only these files are replaced in an existing folder (each
+    only if mgcompile wrote it); everything else in it stays. A network
     in which no residual step becomes an MG cycle fails with exit code 2 and writes nothing.
     """
     from mgcompile.api import save

@@ -45,7 +45,7 @@ def test_a_run_of_some_pairs_keeps_the_other_pairs_of_an_earlier_results_file(tm
     path.write_text(json.dumps({"machine": {}, "pairs": {"resnet34": {"old": 1}, "cifar_wide": {"old": 2}}}))
     new = bench.merged(path, {"machine": {"cpus": 2}, "pairs": {"cifar_wide": {"new": 3}}})
     assert new == {"machine": {"cpus": 2}, "pairs": {"resnet34": {"old": 1}, "cifar_wide": {"new": 3}}}
-    models = {"base": {"name": "resnet34"}}  # the same models: a run of some metrics keeps the others
+    models = {"base": {"name": "cifar_resnet", "channels": (16, 32)}}  # the same models: other metrics are kept
     path.write_text(json.dumps({"machine": {}, "pairs": {"resnet34": {
         "models": models, "raw": {"base": {"ort": [1], "eager": [2]}}, "ratios": {"MG": {"ort_b1": 0.5, "eager_b1": 0.7}},
         "measured_metrics": {"ort": "then", "eager": "then"}}}}))
@@ -54,5 +54,8 @@ def test_a_run_of_some_pairs_keeps_the_other_pairs_of_an_earlier_results_file(tm
         "measured_metrics": {"eager": "now"}}}})["pairs"]["resnet34"]
     assert new["raw"] == {"base": {"ort": [1], "eager": [3]}} and new["ratios"] == {"MG": {"ort_b1": 0.5, "eager_b1": 0.6}}
     assert new["measured_metrics"] == {"ort": "then", "eager": "now"}
+    other = bench.merged(path, {"machine": {}, "pairs": {"resnet34": {  # another training batch: replaced whole
+        "models": models, "train_batch": 32, "raw": {"base": {"eager": [3]}}, "ratios": {}}}})["pairs"]["resnet34"]
+    assert other["raw"] == {"base": {"eager": [3]}}
     path.write_text('{"something": "else"}')  # not a bench results file: this run's results replace it
     assert bench.merged(path, {"machine": {}, "pairs": {}}) == {"machine": {}, "pairs": {}}

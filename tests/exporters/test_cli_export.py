@@ -179,8 +179,13 @@ def test_external_data_refusals_are_one_line_and_write_nothing(tmp_path):
     assert "external data is an ONNX feature" in line
     (tmp_path / "m.onnx.data").write_bytes(b"someone else's weights")
     line = _one_line_error(_invoke("export", *TINY, "-o", str(tmp_path / "m.onnx"), "--external-data"))
-    assert "m.onnx.data exists" in line and "not written by mgcompile" in line
+    assert "m.onnx.data exists and does not hold the weights" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx.data"]
+    # an mgcompile model that holds its own weights does not make the file beside it ours: kept, and refused
+    assert _invoke("export", *TINY, "-o", str(tmp_path / "m.onnx")).exit_code == 0
+    assert (tmp_path / "m.onnx.data").read_bytes() == b"someone else's weights"
+    line = _one_line_error(_invoke("export", *TINY, "-o", str(tmp_path / "m.onnx"), "--external-data"))
+    assert "m.onnx.data exists and does not hold the weights" in line
     assert (tmp_path / "m.onnx.data").read_bytes() == b"someone else's weights"
 
 
@@ -203,6 +208,6 @@ def test_a_failed_pair_write_leaves_the_old_files_as_they_were(tmp_path):
 
 def test_failed_verification_of_an_external_data_export_leaves_no_file(tmp_path):
     with pytest.raises(MGCompileError, match="does not match PyTorch"):
-        export_model(nn.Sequential(nn.Conv2d(2, 4, 1), _Noisy()), (2, 4, 4), tmp_path / "n.onnx", optimize=False,
-                     external_data=True)
+        export_model(nn.Sequential(nn.Conv2d(2, 64, 3), _Noisy()), (2, 4, 4), tmp_path / "n.onnx", optimize=False,
+                     external_data=True)  # 4.6 KiB of weights: over the 1 KiB that goes to the .data file
     assert list(tmp_path.iterdir()) == []
