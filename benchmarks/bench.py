@@ -215,7 +215,11 @@ def main() -> None:
     ap.add_argument("--metrics", help="comma-separated subset of: ort, eager, compile, train, train_compile "
                                       "(train_compile: the training step under torch.compile; only when asked)")
     ap.add_argument("--out", default="benchmarks/results/bench")
+    ap.add_argument("--table", action="store_true", help="print the README table of OUT/results.json and exit")
     args = ap.parse_args()
+    if args.table:
+        print(readme_table(json.loads((Path(args.out) / "results.json").read_text())))
+        return
     pairs = QUICK if args.quick else {k: v for k, v in PAIRS.items() if not args.pairs or k in args.pairs.split(",")}
     if args.quick:
         args.rounds, args.repeat, args.train_steps = 1, 3, 2
@@ -308,6 +312,27 @@ def ratios(raw: dict, rows: dict, metrics: tuple[str, ...]) -> dict:
                     entry[name + "_per_mac"] = ratio / mac_ratio
         out[label] = entry
     return out
+
+
+COLUMNS = (("ORT b1", "ort_b1"), ("ORT b8", "ort_b8"), ("÷MAC b1", "ort_b1_per_mac"), ("÷MAC b8", "ort_b8_per_mac"),
+           ("eager b1", "eager_b1"), ("eager b8", "eager_b8"), ("compile b1", "compile_b1"),
+           ("compile b8", "compile_b8"), ("train", "train"), ("train compiled", "train_compile"))
+
+
+def readme_table(info: dict) -> str:
+    """Every MG/base ratio of a results.json as one markdown table (``--table``: what the README shows)."""
+    head = ["pair / MG model", "params", "MACs", *(c for c, _ in COLUMNS), "measured"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for pair, data in info["pairs"].items():
+        for label, r in data["ratios"].items():
+            cells = [f"{pair} / {label}", f"{r['params']:.3f}", f"{r['macs']:.3f}"]
+            for _, key in COLUMNS:
+                value = r.get(key)
+                cells.append("" if value is None else f"{value:.2f}x" if key.startswith("train") else f"{value:.2f}")
+            when = sorted({m["at"] if isinstance(m, dict) else m for m in data.get("measured_metrics", {}).values()})
+            cells.append(", ".join(when) or data.get("measured", ""))
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def format_pair(pair: str, data: dict, metrics: tuple[str, ...]) -> str:

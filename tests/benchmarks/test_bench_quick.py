@@ -59,3 +59,20 @@ def test_a_run_of_some_pairs_keeps_the_other_pairs_of_an_earlier_results_file(tm
     assert other["raw"] == {"base": {"eager": [3]}}
     path.write_text('{"something": "else"}')  # not a bench results file: this run's results replace it
     assert bench.merged(path, {"machine": {}, "pairs": {}}) == {"machine": {}, "pairs": {}}
+
+
+def test_the_readme_table_shows_every_ratio_of_a_results_file():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    info = {"pairs": {"resnet34": {"ratios": {"MG sparse": {"params": 0.231, "macs": 0.43, "ort_b1": 0.54,
+                                                            "ort_b1_per_mac": 1.2558, "train": 1.14}},
+                                   "measured_metrics": {"ort": {"at": "2026-12-02 14:00"},
+                                                        "train": {"at": "2026-12-02 14:30"}}}}}
+    table = bench.readme_table(info).splitlines()
+    assert len(table) == 3 and table[0].startswith("| pair / MG model | params | MACs | ORT b1")
+    row = [c.strip() for c in table[2].strip("|").split("|")]
+    assert row[:4] == ["resnet34 / MG sparse", "0.231", "0.430", "0.54"] and row[6] == "1.26" and "1.14x" in row
+    assert row[-1] == "2026-12-02 14:00, 2026-12-02 14:30"
