@@ -186,3 +186,46 @@ def test_corrupt_or_missing_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(mgcompile.MGCompileError, match="corrupt or not an mgcompile model"):
         mgcompile.load(tmp_path)
 
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4, 8])
+def test_training_transfers_with_the_permutation_in_a_dense_weight_equal_gather_and_grouped_conv(groups):
+    from mgcompile.backends.torch_module import TRAINING_DENSE_GROUPS, Prolongation, Restriction
+
+    g = torch.Generator().manual_seed(groups)
+    perm = torch.randperm(64, generator=g).tolist()
+    r = Restriction(64, 32, groups, perm, bias=True)
+    p = Prolongation(32, 64, groups, perm, bias=True)
+    with torch.no_grad():
+        r.bias.normal_(generator=g)
+        p.bias.normal_(generator=g)
+    x = torch.randn(3, 64, 5, 5, generator=g).contiguous(memory_format=torch.channels_last)
+    for module, inp in ((r, x), (p, x[:, :32])):
+        grads = []
+        for training in (True, False):  # training: dense weight when groups <= TRAINING_DENSE_GROUPS; eval: gather
+            module.train(training)
+            module.zero_grad()
+            xi = inp.detach().clone().requires_grad_()
+            out = module(xi)
+            (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+            grads.append((out.detach(), xi.grad, module.weight.grad.clone(), module.bias.grad.clone()))
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert TRAINING_DENSE_GROUPS == 4  # (the 8-group case runs the gather in both modes)
+
+
+def test_a_training_step_of_an_mg_network_is_the_same_with_either_transfer_form(tiny_mg_spec, monkeypatch):
+    from mgcompile.backends import torch_module
+
+    model = mgcompile.build(tiny_mg_spec).train()
+    x = torch.randn(4, 3, 16, 16)
+    results = []
+    for limit in (torch_module.TRAINING_DENSE_GROUPS, 0):  # 0: every transfer gathers
+        monkeypatch.setattr(torch_module, "TRAINING_DENSE_GROUPS", limit)
+        model.zero_grad()
+        out = model(x)
+        out.logsumexp(1).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
