@@ -24,10 +24,12 @@ from mgcompile.spec import Spec
 
 #: In training, a permuted transfer of at most this many groups runs as one dense 1x1 conv whose weight carries the
 #: permutation (built from the grouped weight each step: zeros off the blocks, no activation gather; `groups` times
-#: the transfer's MACs). Measured whole training steps, channels_last, 2-core CPU (benchmarks/train_transfers.py):
-#: 1.22x img/s for the narrow fashion-mnist MG network, 1.30x for MG-ResNet34. Evaluation keeps the gather (the
-#: inference lowering in ``backends.inference`` chooses per export target).
-TRAINING_DENSE_GROUPS = 4
+#: the transfer's MACs, so at 1 group it is free). Measured whole training steps, channels_last, 2-core CPU,
+#: img/s against the gather form (benchmarks/train_transfers.py --limit N; wide CIFAR / narrow / MG-ResNet34):
+#: limit 1: 1.10 / 1.13 / 1.20; limit 2: 1.01 / 1.14 / 1.16; limit 4: 0.48 / 1.22 / 1.30 (the wide network's
+#: 256-channel 4-group transfers at 32x32 pay 4x their MACs). Evaluation keeps the gather (the inference lowering
+#: in ``backends.inference`` chooses per export target).
+TRAINING_DENSE_GROUPS = 1
 
 
 def block_diagonal(weight: torch.Tensor, groups: int) -> torch.Tensor:

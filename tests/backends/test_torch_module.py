@@ -189,8 +189,11 @@ def test_corrupt_or_missing_model_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("groups", [1, 2, 4, 8])
-def test_training_transfers_with_the_permutation_in_a_dense_weight_equal_gather_and_grouped_conv(groups):
-    from mgcompile.backends.torch_module import TRAINING_DENSE_GROUPS, Prolongation, Restriction
+def test_training_transfers_with_the_permutation_in_a_dense_weight_equal_gather_and_grouped_conv(groups, monkeypatch):
+    from mgcompile.backends import torch_module
+    from mgcompile.backends.torch_module import Prolongation, Restriction
+
+    monkeypatch.setattr(torch_module, "TRAINING_DENSE_GROUPS", 8)  # every group count takes the dense form here
 
     g = torch.Generator().manual_seed(groups)
     perm = torch.randperm(64, generator=g).tolist()
@@ -202,7 +205,7 @@ def test_training_transfers_with_the_permutation_in_a_dense_weight_equal_gather_
     x = torch.randn(3, 64, 5, 5, generator=g).contiguous(memory_format=torch.channels_last)
     for module, inp in ((r, x), (p, x[:, :32])):
         grads = []
-        for training in (True, False):  # training: dense weight when groups <= TRAINING_DENSE_GROUPS; eval: gather
+        for training in (True, False):  # training: the dense weight; eval: gather and grouped conv
             module.train(training)
             module.zero_grad()
             xi = inp.detach().clone().requires_grad_()
@@ -211,7 +214,6 @@ def test_training_transfers_with_the_permutation_in_a_dense_weight_equal_gather_
             grads.append((out.detach(), xi.grad, module.weight.grad.clone(), module.bias.grad.clone()))
         for a, b in zip(*grads):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    assert TRAINING_DENSE_GROUPS == 4  # (the 8-group case runs the gather in both modes)
 
 
 def test_a_training_step_of_an_mg_network_is_the_same_with_either_transfer_form(tiny_mg_spec, monkeypatch):
@@ -220,7 +222,7 @@ def test_a_training_step_of_an_mg_network_is_the_same_with_either_transfer_form(
     model = mgcompile.build(tiny_mg_spec).train()
     x = torch.randn(4, 3, 16, 16)
     results = []
-    for limit in (torch_module.TRAINING_DENSE_GROUPS, 0):  # 0: every transfer gathers
+    for limit in (8, 0):  # 8: every transfer of the tiny network takes the dense form; 0: every transfer gathers
         monkeypatch.setattr(torch_module, "TRAINING_DENSE_GROUPS", limit)
         model.zero_grad()
         out = model(x)
