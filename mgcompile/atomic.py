@@ -63,6 +63,26 @@ def write_failure(path: str | os.PathLike, exc: BaseException) -> MGCompileError
                           "choose another output path")
 
 
+def _file_destination(path: str | os.PathLike) -> Path:
+    """The absolute destination of a single-file write (its folder created); a folder there is refused."""
+    final = _prepare(path)
+    if final.is_dir():
+        raise MGCompileError(f"{path} is a folder; pass a file path")
+    return final
+
+
+@contextlib.contextmanager
+def _failures_named(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a write that fails half way into :func:`write_failure`'s one line naming ``path``."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        error = write_failure(path, exc)
+        if error is None:
+            raise
+        raise error from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -71,23 +91,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     atomic on POSIX. On any exception the temporary file is removed and ``path`` is
     left exactly as it was.
     """
-    final = _prepare(path)
-    if final.is_dir():
-        raise MGCompileError(f"{path} is a folder; pass a file path")
+    final = _file_destination(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        try:
+        with _failures_named(path):
             yield tmp_path
             if tmp_path.exists():
                 os.chmod(tmp_path, 0o666 & ~_umask())
             os.replace(tmp_path, final)
-        except (OSError, RuntimeError) as exc:
-            error = write_failure(path, exc)
-            if error is None:
-                raise
-            raise error from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -101,12 +114,10 @@ def atomic_files(path: str | os.PathLike, companions: tuple[str, ...]) -> Iterat
     a reader never sees the new file without its data. On any exception the hidden
     folder is removed and nothing beside ``path`` changed.
     """
-    final = _prepare(path)
-    if final.is_dir():
-        raise MGCompileError(f"{path} is a folder; pass a file path")
+    final = _file_destination(path)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
-        try:
+        with _failures_named(path):
             yield staging / final.name
             names = [final.name + suffix for suffix in companions] + [final.name]
             with _signals_deferred():
@@ -114,11 +125,6 @@ def atomic_files(path: str | os.PathLike, companions: tuple[str, ...]) -> Iterat
                     if (staging / name).exists():
                         os.chmod(staging / name, 0o666 & ~_umask())
                         os.replace(staging / name, final.parent / name)
-        except (OSError, RuntimeError) as exc:
-            error = write_failure(path, exc)
-            if error is None:
-                raise
-            raise error from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -178,14 +184,10 @@ def write_file_set(folder: str | os.PathLike, files: Mapping[str, Writer], owned
     try:
         for name, write in files.items():
             try:
-                write(staging / name)
+                with _failures_named(final / name):
+                    write(staging / name)
             except MGCompileError as exc:  # a writer's own atomic write: name the user's path, not the staging one
                 raise MGCompileError(str(exc).replace(str(staging / name), str(final / name))) from None
-            except (OSError, RuntimeError) as exc:
-                error = write_failure(final / name, exc)
-                if error is None:
-                    raise
-                raise error from None
         with _signals_deferred():
             for name in files:
                 os.chmod(staging / name, 0o666 & ~_umask())
