@@ -12,16 +12,6 @@ from mgcompile.errors import GraphError
 from mgcompile.ir.graph import Graph
 
 
-def step_nodes(graph: Graph) -> dict[str, list[str]]:
-    """Step name -> its nodes in topological order (nodes tagged with ``meta['step']``)."""
-    steps: dict[str, list[str]] = {}
-    for n in graph.nodes():
-        step = graph.meta(n).get("step")
-        if step is not None:
-            steps.setdefault(step, []).append(n)
-    return steps
-
-
 def step_graph(graph: Graph, step: str) -> Graph:
     """The nodes of ``step`` between a new ``input`` and ``output`` node (``graph`` needs shapes).
 

@@ -11,6 +11,16 @@ from pathlib import Path
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "bench.py"
 
 
+def load_bench():
+    """benchmarks/bench.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 def test_quick_bench_measures_each_model_in_its_own_process_and_reports_ratios(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--metrics", "ort,eager,train", "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=900)
@@ -36,11 +46,7 @@ def test_quick_bench_measures_each_model_in_its_own_process_and_reports_ratios(t
 
 
 def test_a_run_of_some_pairs_keeps_the_other_pairs_of_an_earlier_results_file(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench()
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"machine": {}, "pairs": {"resnet34": {"old": 1}, "cifar_wide": {"old": 2}}}))
     new = bench.merged(path, {"machine": {"cpus": 2}, "pairs": {"cifar_wide": {"new": 3}}})
@@ -62,11 +68,7 @@ def test_a_run_of_some_pairs_keeps_the_other_pairs_of_an_earlier_results_file(tm
 
 
 def test_the_readme_table_shows_every_ratio_of_a_results_file():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench()
     info = {"pairs": {"resnet34": {"ratios": {"MG sparse": {"params": 0.231, "macs": 0.43, "ort_b1": 0.54,
                                                             "ort_b1_per_mac": 1.2558, "train": 1.14}},
                                    "measured_metrics": {"ort": {"at": "2026-12-02 14:00"},
