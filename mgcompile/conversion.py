@@ -148,9 +148,10 @@ INITS = ("random", "base")
 def warm_start(graph: Graph, original: nn.Module, lowered: nn.Module, steps: dict[str, dict[str, dict[str, str]]]) -> None:
     """Start every cycle as its base step's block-diagonal: level 0 (the step's own width) takes the base
     weights (a grouped conv the blocks of the base conv that fall inside its groups; depth-wise, norms and SE
-    exactly), and every level's correction starts at zero (the BN after P has scale 0, in every cycle of the
-    conversion, also the fresh ones after transitions), so each cycle initially computes its base step with
-    the cross-group couplings cut; the coarse levels learn those back."""
+    exactly), and every level's correction starts small (the BN after P at its lowering scale,
+    :data:`~mgcompile.backends.torch_module.CORRECTION_BN_SCALE`), so each cycle initially computes its base step
+    with the cross-group couplings cut, plus a small coarse correction through which R, P and the coarse levels
+    get their first gradients; they learn the couplings back."""
     state = original.state_dict()
     for step, weights in steps.items():
         for tname, wmap in weights.items():
@@ -162,13 +163,12 @@ def warm_start(graph: Graph, original: nn.Module, lowered: nn.Module, steps: dic
                 if key not in own or src not in state:
                     continue
                 value, target = state[src], own[key]
+                if value.dim() == 2 and target.dim() == 4:  # a channels-last Linear imported as a 1x1 conv
+                    value = value[:, :, None, None]
                 if value.numel() == target.numel():
                     target.copy_(value.reshape(target.shape))
                 elif graph.op(node) == "conv" and key == "weight" and value.shape[0] == target.shape[0]:
                     _copy_diagonal_blocks(value, target, graph.attrs(node)["in_channels"], graph.attrs(node)["groups"])
-    for n in graph.nodes("batchnorm"):
-        if n.endswith(".prolong_bn"):
-            lowered.get_submodule(n).weight.zero_()
 
 
 def _copy_diagonal_blocks(value: torch.Tensor, target: torch.Tensor, in_channels: int, groups: int) -> None:

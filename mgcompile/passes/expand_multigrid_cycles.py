@@ -218,7 +218,7 @@ def _emit_cycle(g: Graph, name: str, plan: CyclePlan, mg: MGParams) -> str:
         diff = ins.add(f"{name}.level{j}.tau", "sub", [y, z[j + 1]], meta=lm)
         p = ins.add(f"{name}.level{j}.prolong", "prolong", [diff], meta=lm, in_channels=w // 2, out_channels=w,
                     groups=r["groups"], permutation=r["permutation"])
-        corr = ins.add(f"{name}.level{j}.prolong_bn", "batchnorm", [p], meta=lm, channels=w)
+        corr = ins.add(f"{name}.level{j}.prolong_bn", "batchnorm", [p], meta={**lm, "role": "correction_bn"}, channels=w)
         if mg.cycle == "multiplicative":
             zc = ins.add(f"{name}.level{j}.correct", "add", [z[j], corr], meta=lm)
             y = step(j, [zc])
