@@ -18,7 +18,8 @@ from mgcompile.ir.graph import Graph
 from mgcompile.passes.expand_multigrid_cycles import require_cycles
 from mgcompile.passes.pipeline import run_passes
 from mgcompile.spec import Spec
-from mgcompile.backends.torch_module import attach, lower_to_torch
+from mgcompile.backends.backend import get_backend
+from mgcompile.backends.torch_module import attach
 
 MODEL_FORMAT = "mgcompile-model"
 MODEL_FILE = "model.pt"
@@ -86,7 +87,7 @@ def build(spec_or_graph: Spec | Mapping[str, Any] | Graph, *, opaque: Mapping[st
         graph = expand(spec)
     check_memory(graph)
     try:
-        module = lower_to_torch(graph, opaque=opaque)
+        module = get_backend().lower(graph, opaque=opaque)
     except (RuntimeError, MemoryError) as exc:
         if not isinstance(exc, MemoryError) and "alloc" not in str(exc).lower():
             raise

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mgcompile.errors import MGCompileError
+from mgcompile.exporters import targets
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.slice import step_graph
-from mgcompile.progress import Progress, muted, stage
+from mgcompile.progress import Progress, stage
 from mgcompile.spec import Spec
-
-TARGETS = ("ort-cpu", "torch")
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,7 @@ def latency_aware(spec: Spec, target: str = "ort-cpu", *, batch: int = 1, rounds
     from mgcompile.api import expand
     from mgcompile.naming import canonical_name
 
-    if target not in TARGETS:
-        raise MGCompileError(f"unknown latency target {target!r}; use one of {', '.join(TARGETS)}")
+    _runner(target)
     if not spec.is_multigrid:
         raise MGCompileError("latency-aware conversion needs MG parameters; give --group-size")
     if batch < 1 or rounds < 1 or repeat < 1:
@@ -85,13 +83,13 @@ def variant(spec: Spec, timings: list[StepTiming], target: str) -> Spec | None:
 def time_steps(base: Graph, mg: Graph, steps: list[str], target: str, *, batch: int = 1, rounds: int = 5,
                repeat: int = 20, threshold: float = 1.0, threads: int | None = None) -> list[StepTiming]:
     """Each step of ``steps`` in ``base`` and in ``mg``, timed on ``target`` (``keep_cycle``: ratio < ``threshold``)."""
+    runner = _runner(target)
     with tempfile.TemporaryDirectory(prefix="mgcompile-latency-") as tmp:
         runners: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
         with Progress(len(steps), f"preparing {len(steps)} steps for {target}", unit="step") as bar:
             for step in steps:
-                runners[step] = (_runner(step_graph(base, step), target, batch, Path(tmp) / f"{step}.base.onnx",
-                                         threads),
-                                 _runner(step_graph(mg, step), target, batch, Path(tmp) / f"{step}.mg.onnx", threads))
+                runners[step] = (runner(step_graph(base, step), batch, Path(tmp) / f"{step}.base.onnx", threads),
+                                 runner(step_graph(mg, step), batch, Path(tmp) / f"{step}.mg.onnx", threads))
                 bar.update()
         times: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in steps}
         with Progress(rounds, f"timing base step vs MG cycle on {target}", unit="round") as bar:
@@ -108,32 +106,12 @@ def time_steps(base: Graph, mg: Graph, steps: list[str], target: str, *, batch: 
     return result
 
 
-def _runner(graph: Graph, target: str, batch: int, path: Path, threads: int | None) -> Callable[[], Any]:
-    import torch
-
-    from mgcompile.api import build
-
-    shape = (batch, *graph.input_shape())
-    if target == "torch":
-        model = build(graph, fold_bn=True).eval().to(memory_format=torch.channels_last)
-        x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
-
-        def run() -> Any:
-            with torch.inference_mode():
-                return model(x)
-
-        return run
-    import numpy as np
-
-    from mgcompile.exporters.export import export_model
-    from mgcompile.exporters.ort_run import session
-
-    with muted():  # one export per step: the loop reports progress, not each export's stages
-        export_model(build(graph).eval(), graph.input_shape(), path, target=target, verify=False)
-    sess = session(path, level="all", cuda=False, threads=threads)
-    name = sess.get_inputs()[0].name
-    feed = {name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
-    return lambda: sess.run(None, feed)
+def _runner(target: str) -> targets.LatencyRunner:
+    """The latency runner of ``target`` (:attr:`~mgcompile.exporters.targets.Target.latency_runner`)."""
+    runner = targets.get(target).latency_runner if target in targets.latency_targets() else None
+    if runner is None:
+        raise MGCompileError(f"unknown latency target {target!r}; use one of {', '.join(targets.latency_targets())}")
+    return runner
 
 
 def _median_ms(run: Callable[[], Any], repeat: int) -> float:

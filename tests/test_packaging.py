@@ -12,7 +12,9 @@ def test_every_package_folder_is_listed_in_pyproject():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(cfg["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "mgcompile").rglob("__init__.py")}
-    found |= {"mgcompile.exporters", "mgcompile.specs"}
+    found |= {".".join(("mgcompile", *p.parent.relative_to(ROOT).parts))
+              for p in (ROOT / "exporters").rglob("__init__.py")}
+    found |= {"mgcompile.specs"}
     assert found <= listed, f"add to [tool.setuptools].packages: {sorted(found - listed)}"
     assert cfg["package-dir"] == {"mgcompile.exporters": "exporters", "mgcompile.specs": "specs"}
 

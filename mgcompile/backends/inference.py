@@ -25,10 +25,6 @@ from mgcompile.passes.pipeline import run_passes
 
 TRANSFER_FORMS = ("gather", "dense")
 
-#: The transfer form measured fastest per target (benchmarks/bench.py and docs/performance.md: on ONNX Runtime CPU
-#: and eager PyTorch, dense 1x1 transfers of up to 4 groups beat the Gather + grouped conv by 5-20%).
-BEST_TRANSFERS: dict[str, tuple[str, int]] = {"ort-cpu": ("dense", 4), "torch": ("dense", 4)}
-
 
 def inference_passes(transfers: str = "gather", max_expansion: int = DEFAULT_MAX_EXPANSION) -> list:
     """The inference pass list: BN folding, exact permutation folding, and (``dense``) dense transfers."""
@@ -101,10 +97,13 @@ def _apply(step: dict[str, Any], w: torch.Tensor, b: torch.Tensor | None, state:
     raise MGCompileError(f"unknown derive step {step!r}")
 
 
-def lower_for_inference(model: nn.Module, *, transfers: str = BEST_TRANSFERS["torch"][0],
-                        max_expansion: int = BEST_TRANSFERS["torch"][1]) -> nn.Module:
-    """The inference form of an mgcompile module (built, converted or loaded): BN folded, eval mode
-    (by default the form measured fastest in eager PyTorch)."""
+def lower_for_inference(model: nn.Module, *, transfers: str = "dense",
+                        max_expansion: int = DEFAULT_MAX_EXPANSION) -> nn.Module:
+    """The inference form of an mgcompile module (built, converted or loaded): BN folded, eval mode.
+
+    The defaults are the form measured fastest in eager PyTorch, the ``torch`` export target's lowering
+    (``mgcompile/exporters/targets/torch.py``; a test keeps the two equal). Export targets pass their own.
+    """
     from mgcompile.backends.torch_module import attach, lower_to_torch
 
     import copy

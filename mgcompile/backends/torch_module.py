@@ -290,6 +290,22 @@ def lower_to_torch(graph: Graph, *, opaque: Mapping[str, nn.Module] | None = Non
     return fx.GraphModule(root, fg, class_name="MGNet")
 
 
+class TorchBackend:
+    """The PyTorch backend (:class:`~mgcompile.backends.backend.Backend`): an ``fx.GraphModule`` per graph."""
+
+    name = "torch"
+
+    def lowerings(self) -> frozenset[str]:
+        return implemented()
+
+    def lower(self, graph: Graph, *, opaque: Mapping[str, nn.Module] | None = None,
+              seed: int | None = None) -> fx.GraphModule:
+        return lower_to_torch(graph, opaque=opaque, seed=seed)
+
+
+backend = TorchBackend()
+
+
 def attach(model: nn.Module, graph: Graph, spec: Spec | None) -> nn.Module:
     """Remember where a module came from, so :func:`mgcompile.save` can store it."""
     model.mg_graph = graph  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mgcompile.cli.options import mg_options
+from mgcompile.exporters import targets
 
 
 @click.command("convert")
@@ -21,7 +22,7 @@ from mgcompile.cli.options import mg_options
               help="Modules only: 'base' starts each MG cycle as the base step's block-diagonal (level 0 takes the "
                    "step's weights, corrections start at zero), for converting a trained network; 'random' inits "
                    "cycles afresh from --seed.")
-@click.option("--latency-aware", "latency", type=click.Choice(["ort-cpu", "torch"]),
+@click.option("--latency-aware", "latency", type=click.Choice(targets.latency_targets()),
               help="Spec routes: time every MG cycle against its base step on this target (on this machine) and keep "
                    "only the faster cycles; the result is a different network (name suffix _latency_<target>, the "
                    "slow steps in its spec's ignored_layers) and latency.json holds the measurements.")

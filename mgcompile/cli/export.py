@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mgcompile.cli.options import echo_json, mg_options
+from mgcompile.exporters import targets
 
 
 @click.command("export")
@@ -13,7 +14,7 @@ from mgcompile.cli.options import echo_json, mg_options
 @click.option("--format", "fmt", default=None,
               help="onnx (ONNX Runtime; the default), pt2 (torch.export archive, the modern PyTorch artifact) or "
                    "torchscript (deprecated upstream; kept for old deployments).")
-@click.option("--target", type=click.Choice(["ort-cpu", "ort-cuda", "torch"]), default=None,
+@click.option("--target", type=click.Choice(targets.names()), default=None,
               help="Where it will run; picks the IR lowering measured best there (BN folding, permutation "
                    "folding, transfer form). ort-* imply --format onnx, torch goes with pt2 (default) or "
                    "torchscript. Default: ort-cpu for onnx, torch otherwise.")
