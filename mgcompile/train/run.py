@@ -22,7 +22,8 @@ from torch import nn
 from mgcompile.atomic import atomic_write_json
 from mgcompile.errors import MGCompileError
 from mgcompile.progress import Progress
-from mgcompile.provenance import TRAIN_FILES, claim_folder
+from mgcompile.provenance import claim_folder
+from mgcompile.train import TRAIN_FILES
 from mgcompile.train import distributed as D
 from mgcompile.train.checkpoint import (CHECKPOINT_FILE, capture_rng, check_same_network, read_checkpoint,
                                         restore_rng, save_checkpoint)
