@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (only Python + pip needed):
 #   make demo   – create .venv if missing, convert resnet34 -> MG, audit vs base, export + verify ONNX
-#   make test   – the test suite (CI runs exactly this)
+#   make test   – ruff check, then the test suite (CI runs exactly this)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -27,7 +27,9 @@ demo: $(STAMP)
 	$(BIN)/mgcompile convert resnet34 --group-size 32 -o $(DEMO_OUT)
 	$(BIN)/mgcompile export $(DEMO_OUT) --format onnx -o $(DEMO_OUT).onnx
 
+# ruff first (config in pyproject.toml: pyflakes, pycodestyle, bugbear), then the suite
 test: $(STAMP)
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -q -m "not full" --durations=15
 
 # The whole matrix at full size (slow; not run in CI).

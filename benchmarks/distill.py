@@ -8,7 +8,8 @@ or from the base steps with `--init base`), then fine-tune each for the same epo
 and without the base as teacher (`mgcompile train FOLDER --teacher RUN`). Every step is
 its own `mgcompile` process. Every fine-tune adds epochs, so the control is the base itself
 trained those extra epochs. Prints each variant's test accuracy against the base, the
-control and the plain MG fine-tune (random init, no teacher), and writes ``results.json``. ``--quick``: narrow networks, 512 images, 1 epoch each.
+control and the plain MG fine-tune (random init, no teacher), and writes ``results.json``.
+``--quick``: narrow networks, 512 images, 1 epoch each.
 """
 
 from __future__ import annotations

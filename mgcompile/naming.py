@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mgcompile.spec import Spec
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: naming is a bottom utility (docs/design.md, Layers)
     from mgcompile.refs import Resolved
+    from mgcompile.spec import Spec
 
 
 def canonical_name(spec: Spec) -> str:

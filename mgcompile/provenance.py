@@ -3,9 +3,11 @@
 Rules (issue 9: an output never destroys a file mgcompile did not write):
 
 1. A folder output (``convert -o``, ``train --out``) replaces or removes only the
-   members of its command's fixed file set (:data:`CONVERT_FILES`,
-   :data:`TRAIN_FILES`), and only members that :func:`written_by_mgcompile` claims;
-   every other file in the folder stays. ``convert -o`` refuses a training run folder.
+   members of its command's fixed file set, and only members that
+   :func:`written_by_mgcompile` claims; every other file in the folder stays.
+   ``convert -o`` refuses a training run folder. Each command registers its own file
+   set (:func:`register_file_set`, at import of its own module: ``cli/convert.py``,
+   ``mgcompile.train``), so this module imports no command.
 2. A single-file output (``export -o``, ``--plot``, ``graph -o``, ``report -o``)
    replaces an existing file only if it carries mgcompile's mark, unless ``--force``.
 3. Every file mgcompile writes carries a mark that survives on its own: a
@@ -21,8 +23,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from mgcompile import __version__
 from mgcompile.errors import MGCompileError
@@ -33,10 +36,19 @@ DOT_MARK = "// written by mgcompile"
 CREATOR = f"mgcompile {__version__}"
 EXTRA_FILE = "mgcompile.json"  # member of TorchScript / pt2 archives
 
-CONVERT_FILES = ("spec.yaml", "graph.json", "model.pt", "audit.json", "conversion.json", "latency.json")
-TRAIN_FILES = ("run.json", "checkpoint.pt", "metrics.csv", "metrics.jsonl", "results.json", "model.pt", "curves.png")
-# what only a training run folder holds (convert -o refuses such a folder)
-TRAIN_MARKERS = ("checkpoint.pt", "run.json", "metrics.jsonl", "results.json")
+
+
+@dataclass(frozen=True)
+class FileSet:
+    """The fixed file set of one command's output folder (rule 1)."""
+
+    command: str
+    names: tuple[str, ...]
+    markers: tuple[str, ...] = ()  # members only this command's folders hold
+    what: str = ""  # how an error names such a folder, e.g. "a training run folder"
+
+
+FILE_SETS: dict[str, FileSet] = {}
 
 # Files written before marks existed: recognised by keys only mgcompile writes together.
 _LEGACY_JSON_KEYS = (
@@ -60,13 +72,25 @@ def stamp() -> dict[str, str]:
     return {VERSION_KEY: __version__}
 
 
+def register_file_set(command: str, names: tuple[str, ...], *, markers: tuple[str, ...] = (), what: str = "",
+                      checks: Mapping[str, Callable[[Path], bool]] | None = None) -> FileSet:
+    """A command's output folder: the members it owns (rule 1) and, in ``checks``, how to recognise by content
+    (suffix -> predicate) the file types only it writes (rule 3). Called at import of the command's own module."""
+    file_set = FileSet(command, tuple(names), tuple(markers), what)
+    FILE_SETS[command] = file_set
+    for suffix, check in (checks or {}).items():
+        _EXTRA_CHECKS[suffix.lower()] = check
+    return file_set
+
+
 def written_by_mgcompile(path: str | os.PathLike) -> bool:
     """Whether the file at ``path`` carries mgcompile's mark (rule 3). Never raises."""
     p = Path(path)
     try:
         if not p.is_file():
             return False
-        return bool(_CHECKS.get(p.suffix.lower(), lambda _: False)(p))
+        suffix = p.suffix.lower()
+        return bool((_CHECKS.get(suffix) or _EXTRA_CHECKS.get(suffix, lambda _: False))(p))
     except Exception:  # unreadable, truncated, garbage: not ours to replace
         return False
 
@@ -84,13 +108,6 @@ def _json(p: Path) -> bool:
 def _jsonl(p: Path) -> bool:  # metrics.jsonl: one epoch row per line
     rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
     return all(isinstance(r, dict) and {"epoch", "train_loss"} <= r.keys() for r in rows)
-
-
-def _csv(p: Path) -> bool:  # metrics.csv
-    from mgcompile.train.metrics import COLUMNS
-
-    with p.open() as f:
-        return f.readline().strip() == ",".join(COLUMNS)
 
 
 def _yaml(p: Path) -> bool:
@@ -164,9 +181,10 @@ def _dot(p: Path) -> bool:
     return p.read_text().startswith(DOT_MARK)
 
 
-_CHECKS = {".json": _json, ".jsonl": _jsonl, ".csv": _csv, ".yaml": _yaml, ".yml": _yaml, ".pt": _pt,
+_CHECKS = {".json": _json, ".jsonl": _jsonl, ".yaml": _yaml, ".yml": _yaml, ".pt": _pt,
            ".pt2": lambda p: zipfile.is_zipfile(p) and _archive_has_mark(p), ".onnx": _onnx, ".png": _png,
            ".svg": _text_contains(4096), ".pdf": _pdf, ".dot": _dot}
+_EXTRA_CHECKS: dict[str, Callable[[Path], bool]] = {}  # registered by the commands (metrics.csv: mgcompile.train)
 
 
 def claim_file(path: str | os.PathLike, *, force: bool = False) -> Path:
@@ -180,18 +198,20 @@ def claim_file(path: str | os.PathLike, *, force: bool = False) -> Path:
     return p
 
 
-def claim_folder(folder: str | os.PathLike, names: tuple[str, ...], *, refuse_run: bool = False) -> Path:
-    """Rule 1: every existing member of ``names`` in ``folder`` must be mgcompile's (one line naming the first that is not)."""
+def claim_folder(folder: str | os.PathLike, names: tuple[str, ...], *, refuse: FileSet | None = None,
+                 hint: str = "") -> Path:
+    """Rule 1: every existing member of ``names`` in ``folder`` must be mgcompile's (one line naming the first that is not).
+
+    A folder holding a marker of ``refuse`` (another command's folder) is refused, the error ending in ``hint``."""
     p = Path(folder)
     if p.exists() and not p.is_dir():
         raise MGCompileError(f"{p} is a file; pass a folder path")
     if not p.is_dir():
         return p
-    if refuse_run:
-        run_files = [n for n in TRAIN_MARKERS if written_by_mgcompile(p / n)]
-        if run_files:
-            raise MGCompileError(f"{p} is a training run folder (it holds {run_files[0]}); convert writes a new "
-                                 "folder: choose another -o (to convert a trained network, pass the run folder as BASE)")
+    if refuse is not None:
+        found = [n for n in refuse.markers if written_by_mgcompile(p / n)]
+        if found:
+            raise MGCompileError(f"{p} is {refuse.what} (it holds {found[0]}); {hint}")
     for name in names:
         member = p / name
         if member.exists() and not written_by_mgcompile(member):

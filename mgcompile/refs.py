@@ -220,5 +220,6 @@ def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, 
     example = torch.randn(1, overrides.get("in_channels", 3), h, w)
     kwargs = {k: overrides[k] for k in _CONVERT_KEYS if k in overrides}
     converted = convert(model, example_input=example, ignored_layers=overrides.get("ignored_layers", ()),
-                        min_channels=overrides.get("min_channels", 0), name=name, width_mult=None, paper_width_mult=float(overrides.get("width_mult", 1.0)), **kwargs)
+                        min_channels=overrides.get("min_channels", 0), name=name, width_mult=None,
+                        paper_width_mult=float(overrides.get("width_mult", 1.0)), **kwargs)
     return Resolved(ref, "torch", None, converted.mg_graph, report=converted.mg_conversion, _model=converted)

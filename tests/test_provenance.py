@@ -10,7 +10,8 @@ import torch
 from click.testing import CliRunner
 
 from mgcompile.cli import main
-from mgcompile.provenance import CONVERT_FILES, written_by_mgcompile
+from mgcompile.cli.convert import CONVERT_FILES
+from mgcompile.provenance import written_by_mgcompile
 
 TINY = ["cifar_resnet", "--channels", "16,32", "--blocks", "1,1", "--input-size", "16,16", "-g", "8", "-c", "16"]
 

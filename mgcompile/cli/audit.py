@@ -14,7 +14,8 @@ INCLUDE = ("norm", "activation", "pool", "add")
 @click.argument("ref", required=False)
 @mg_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (keys: params, macs, input_size, base, ...).")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV; columns use the JSON key names (params, macs, input_size, base.params, ...).")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print CSV; columns use the JSON key names (params, macs, input_size, base.params, ...).")
 @click.option("--unit", type=click.Choice(("macs", "flops")), default="macs", show_default=True,
               help="Cost unit of tables and CSV: multiply-accumulates, or FLOPs = 2 x MACs (JSON always has macs).")
 @click.option("--count", "include", default="", metavar="GROUPS",

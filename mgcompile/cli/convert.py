@@ -8,7 +8,12 @@ import click
 
 from mgcompile.cli.options import mg_options
 from mgcompile.exporters import targets
+from mgcompile.provenance import register_file_set
+from mgcompile.train import RUN_FOLDER
 
+CONVERT_FILES = register_file_set(
+    "convert", ("spec.yaml", "graph.json", "model.pt", "audit.json", "conversion.json", "latency.json")).names
+_RUN_FOLDER_HINT = "convert writes a new folder: choose another -o (to convert a trained network, pass the run folder as BASE)"
 
 @click.command("convert")
 @click.argument("base")
@@ -50,12 +55,12 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     from mgcompile.audit import audit, format_audit
     from mgcompile.conversion import format_report
     from mgcompile.naming import model_name
-    from mgcompile.provenance import CONVERT_FILES, YAML_MARK, claim_folder, marked_json
+    from mgcompile.provenance import YAML_MARK, claim_folder, marked_json
     from mgcompile.refs import resolve
     from mgcompile import __version__
 
     if out:
-        claim_folder(out, CONVERT_FILES, refuse_run=True)  # before the slow part: fail fast, touch nothing
+        claim_folder(out, CONVERT_FILES, refuse=RUN_FOLDER, hint=_RUN_FOLDER_HINT)  # before the slow part: fail fast, touch nothing
     r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, init=init, **overrides)
     timings = None
     if latency is not None:
@@ -63,7 +68,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     if r.kind == "torch":
         click.echo(format_report(r.report), err=as_json)
     name = model_name(r)
-    target = claim_folder(Path(out) if out else Path("out") / name, CONVERT_FILES, refuse_run=True)
+    target = claim_folder(Path(out) if out else Path("out") / name, CONVERT_FILES, refuse=RUN_FOLDER, hint=_RUN_FOLDER_HINT)
     model = r.model()
     a = audit(r.graph, r.spec)
     a["name"] = name

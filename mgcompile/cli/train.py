@@ -58,7 +58,8 @@ def command(ref: str, data: str, data_dir: str | None, epochs: int | None, batch
     from mgcompile.train.run import Fault, Stopped, train
 
     fault = Fault.parse(debug_fault) if debug_fault else None
-    recipe_overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule, "workers": workers, "limit_train": limit_train,
+    recipe_overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule, "workers": workers,
+                        "limit_train": limit_train,
                         "compile": True if use_compile else None, "checkpointing": True if checkpointing else None,
                         "seed": overrides.get("seed"),
                         "teacher": str(Path(teacher).resolve()) if teacher and Path(teacher).exists() else teacher,

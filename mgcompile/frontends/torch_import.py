@@ -208,19 +208,46 @@ def _args(node: fx.Node) -> list[fx.Node]:
 def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor
            ) -> tuple[Graph, dict[str, nn.Module], dict[str, str]]:
     """The IR of a traced module, its opaque leaves, and scope -> first call no rule models (empty when done)."""
-    g = Graph({"notes": [], "steps": {}})
-    values: dict[fx.Node, Any] = {}
-    opaque: dict[str, nn.Module] = {}
-    unknown: dict[str, str] = {}
-    calls: dict[str, int] = {}
+    return _Importer(root, example_input).run(gm)
 
-    def unique(name: str) -> str:
+
+class _Importer:
+    """Reads a traced module node by node, one method per fx opcode (like ``torch.fx.Interpreter``).
+
+    Each opcode method records the node's value (a :class:`Value` on an IR node, a :class:`Param`, or a
+    passthrough) or calls :meth:`fail`; a node reading a failed value fails too, without a call.
+    """
+
+    def __init__(self, root: nn.Module, example_input: torch.Tensor) -> None:
+        self.root = root
+        self.example_input = example_input
+        self.g = Graph({"notes": [], "steps": {}})
+        self.values: dict[fx.Node, Any] = {}
+        self.opaque: dict[str, nn.Module] = {}
+        self.unknown: dict[str, str] = {}  # scope -> the first call no rule models
+        self.calls: dict[str, int] = {}  # module target -> calls seen
+
+    def run(self, gm: fx.GraphModule) -> tuple[Graph, dict[str, nn.Module], dict[str, str]]:
+        for node in gm.graph.nodes:
+            scope = _scope(node)
+            if any(self.values.get(a) is _POISON for a in _args(node)):
+                self.values[node] = _POISON
+                continue
+            getattr(self, node.op)(node, scope)
+        return self.g, self.opaque, self.unknown
+
+    def fail(self, node: fx.Node, scope: str, what: str) -> None:
+        self.unknown.setdefault(scope, what)
+        self.values[node] = _POISON
+
+    def unique(self, name: str) -> str:
         candidate, k = name, 0
-        while candidate in g:
+        while candidate in self.g:
             k += 1
             candidate = f"{name}_{k}"
         return candidate
 
+    @staticmethod
     def meta(source: str | None, scope: str, weights: dict[str, str] | None = None, cls: str | None = None) -> dict:
         path = source or scope
         m: dict[str, Any] = {"stage": path.split(".")[0] if path else "other"}
@@ -232,96 +259,98 @@ def _to_ir(gm: fx.GraphModule, root: nn.Module, example_input: torch.Tensor
             m["weights"] = dict(weights)
         return m
 
-    for node in gm.graph.nodes:
-        scope = _scope(node)
-        if any(values.get(a) is _POISON for a in _args(node)):
-            values[node] = _POISON
-            continue
+    def placeholder(self, node: fx.Node, scope: str) -> None:
+        if self.values:
+            raise MGCompileError("the model's forward takes more than one input; convert needs a single-input model")
+        _, c, h, w = self.example_input.shape
+        self.values[node] = Value(self.g.add("input", "input", channels=int(c), height=int(h), width=int(w),
+                                             meta={"stage": "input"}), NCHW)
 
-        def fail(what: str) -> None:
-            unknown.setdefault(scope, what)
-            values[node] = _POISON
+    def output(self, node: fx.Node, scope: str) -> None:
+        out = self.values.get(node.args[0]) if isinstance(node.args[0], fx.Node) else None
+        if not isinstance(out, Value):
+            raise MGCompileError("the model must return one tensor (not a tuple or dict) to be converted")
+        if out.layout == NHWC:
+            self.fail(node, scope, "a channels-last output")
+            return
+        self.g.add("output", "output", [out.node], meta={"stage": "head"})
 
-        if node.op == "placeholder":
-            if values:
-                raise MGCompileError("the model's forward takes more than one input; convert needs a single-input model")
-            _, c, h, w = example_input.shape
-            values[node] = Value(g.add("input", "input", channels=int(c), height=int(h), width=int(w),
-                                       meta={"stage": "input"}), NCHW)
-        elif node.op == "output":
-            out = values.get(node.args[0]) if isinstance(node.args[0], fx.Node) else None
-            if not isinstance(out, Value):
-                raise MGCompileError("the model must return one tensor (not a tuple or dict) to be converted")
-            if out.layout == NHWC:
-                fail("a channels-last output")
-                continue
-            g.add("output", "output", [out.node], meta={"stage": "head"})
-        elif node.op == "get_attr":
-            attr = _get(root, str(node.target))
-            if isinstance(attr, torch.Tensor):
-                values[node] = Param(str(node.target), tuple(attr.shape))
-            else:
-                fail(_describe(node))
-        elif node.op == "call_module":
-            target = str(node.target)
-            sub = root.get_submodule(target)
-            n_call = calls.get(target, 0)
-            calls[target] = n_call + 1
-            name = unique(target if n_call == 0 else f"{target}_{n_call}")
-            shape = _tensor_shape(node)
-            ins = [values.get(a) for a in node.args]
-            if shape is None or node.kwargs or not ins or not all(isinstance(v, Value) for v in ins):
-                fail(f"module {target} called with non-tensor arguments or returning a non-tensor")
-                continue
-            layout = ins[0].layout
-            cls = type(sub).__name__
-            rule = module_rule(sub)
-            in_shape = _tensor_shape(node.args[0]) or (0, 0)
-            site = Site(layout, in_shape[-1] if layout == NHWC else in_shape[1])
-            emitted = rule[2](sub, site) if rule is not None and len(ins) == 1 else None
-            if emitted is None:
-                out_layout = _layout_of(shape)
-                if out_layout is None or any(v.layout == NHWC for v in ins):
-                    fail(f"module {target} ({type(sub).__name__}) on a {layout} tensor")
-                    continue
-                params = sum(p.numel() for p in sub.parameters())
-                values[node] = Value(g.add(name, "opaque", [v.node for v in ins], meta=meta(target, "", cls=cls),
-                                           target=target, out_shape=ir_shape(shape), params=int(params)), out_layout)
-                opaque[target] = sub
-                continue
-            x = ins[0].node
-            for e in emitted:
-                weights = {k: f"{target}.{v}" for k, v in e.weights.items()}
-                x = g.add(unique(name + e.suffix), e.op, [x], meta=meta(target, "", weights, cls), **e.attrs)
-            out_layout = FLAT if any(e.op == "flatten" for e in emitted) else layout
-            values[node] = Value(x, out_layout)
-        elif node.op in ("call_function", "call_method"):
-            shape = _tensor_shape(node)
-            if shape is None and node.target in _SIZE_CALLS:
-                continue  # shape arithmetic feeding a view/reshape
-            rule = function_rule(node)
-            res = rule[2](Call(node, _tensor_shape, values)) if rule is not None else None
-            if res is None:
-                fail(_describe(node))
-                continue
-            if res.passthrough is not None:
-                values[node] = res.passthrough
-                continue
-            if shape is None:
-                fail(_describe(node))
-                continue
-            layout = res.layout or res.inputs[0].layout
-            owner = next(iter(res.weights.values()), "").rsplit(".", 1)[0] if res.weights else None
-            base = (f"{scope}.{node.name}" if scope else node.name) if not res.weights else (
-                next(iter(res.weights.values())) if res.op == "layer_scale" else owner)
-            m = meta(owner, scope, res.weights)
-            ins = [v.node for v in res.inputs]
-            if res.op == "global_avgpool+flatten":
-                pooled = g.add(unique(base + "_pool"), "global_avgpool", ins, meta=m)
-                values[node] = Value(g.add(unique(base), "flatten", [pooled], meta=m), FLAT)
-            else:
-                values[node] = Value(g.add(unique(base), res.op, ins, meta=m, **res.attrs), layout)
-    return g, opaque, unknown
+    def get_attr(self, node: fx.Node, scope: str) -> None:
+        attr = _get(self.root, str(node.target))
+        if isinstance(attr, torch.Tensor):
+            self.values[node] = Param(str(node.target), tuple(attr.shape))
+        else:
+            self.fail(node, scope, _describe(node))
+
+    def call_module(self, node: fx.Node, scope: str) -> None:
+        target = str(node.target)
+        sub = self.root.get_submodule(target)
+        n_call = self.calls.get(target, 0)
+        self.calls[target] = n_call + 1
+        name = self.unique(target if n_call == 0 else f"{target}_{n_call}")
+        shape = _tensor_shape(node)
+        ins = [self.values.get(a) for a in node.args]
+        if shape is None or node.kwargs or not ins or not all(isinstance(v, Value) for v in ins):
+            self.fail(node, scope, f"module {target} called with non-tensor arguments or returning a non-tensor")
+            return
+        layout = ins[0].layout
+        rule = module_rule(sub)
+        in_shape = _tensor_shape(node.args[0]) or (0, 0)
+        site = Site(layout, in_shape[-1] if layout == NHWC else in_shape[1])
+        emitted = rule[2](sub, site) if rule is not None and len(ins) == 1 else None
+        if emitted is None:
+            self._opaque_module(node, scope, name, sub, ins, shape)
+            return
+        x = ins[0].node
+        for e in emitted:
+            weights = {k: f"{target}.{v}" for k, v in e.weights.items()}
+            m = self.meta(target, "", weights, type(sub).__name__)
+            x = self.g.add(self.unique(name + e.suffix), e.op, [x], meta=m, **e.attrs)
+        out_layout = FLAT if any(e.op == "flatten" for e in emitted) else layout
+        self.values[node] = Value(x, out_layout)
+
+    def _opaque_module(self, node: fx.Node, scope: str, name: str, sub: nn.Module, ins: list[Value],
+                       shape: tuple[int, ...]) -> None:
+        """A module no rule models (or called with several tensors): one ``opaque`` node, its output shape measured."""
+        target = str(node.target)
+        out_layout = _layout_of(shape)
+        if out_layout is None or any(v.layout == NHWC for v in ins):
+            self.fail(node, scope, f"module {target} ({type(sub).__name__}) on a {ins[0].layout} tensor")
+            return
+        params = sum(p.numel() for p in sub.parameters())
+        self.values[node] = Value(self.g.add(name, "opaque", [v.node for v in ins],
+                                             meta=self.meta(target, "", cls=type(sub).__name__), target=target,
+                                             out_shape=ir_shape(shape), params=int(params)), out_layout)
+        self.opaque[target] = sub
+
+    def call_function(self, node: fx.Node, scope: str) -> None:
+        shape = _tensor_shape(node)
+        if shape is None and node.target in _SIZE_CALLS:
+            return  # shape arithmetic feeding a view/reshape
+        rule = function_rule(node)
+        res = rule[2](Call(node, _tensor_shape, self.values)) if rule is not None else None
+        if res is None:
+            self.fail(node, scope, _describe(node))
+            return
+        if res.passthrough is not None:
+            self.values[node] = res.passthrough
+            return
+        if shape is None:
+            self.fail(node, scope, _describe(node))
+            return
+        layout = res.layout or res.inputs[0].layout
+        owner = next(iter(res.weights.values()), "").rsplit(".", 1)[0] if res.weights else None
+        base = (f"{scope}.{node.name}" if scope else node.name) if not res.weights else (
+            next(iter(res.weights.values())) if res.op == "layer_scale" else owner)
+        m = self.meta(owner, scope, res.weights)
+        ins = [v.node for v in res.inputs]
+        if res.op == "global_avgpool+flatten":
+            pooled = self.g.add(self.unique(base + "_pool"), "global_avgpool", ins, meta=m)
+            self.values[node] = Value(self.g.add(self.unique(base), "flatten", [pooled], meta=m), FLAT)
+        else:
+            self.values[node] = Value(self.g.add(self.unique(base), res.op, ins, meta=m, **res.attrs), layout)
+
+    call_method = call_function  # FUNCTION_RULES key methods (``x.view``) and functions alike
 
 
 def _get(root: nn.Module, path: str) -> Any:

@@ -125,7 +125,6 @@ def regnet_graph(spec: Spec) -> Graph:
                              stride=2 if b == 0 else 1, cardinality=cardinality, se=se)
             x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
             width = c
-    meta = {"stage": "head"}
     classifier(g, x, width, spec.num_classes)
     return g
 

@@ -103,4 +103,5 @@ def check_same_network(ckpt: Mapping[str, Any], spec_dict: Mapping[str, Any] | N
                 f"checkpoint {where} is from a different network ({detail}); resume with the same REF and options, or use a new --out"
             )
     if ckpt.get("graph", {}).get("nodes") != graph_dict.get("nodes"):
-        raise MGCompileError(f"checkpoint {where} is from a different network (its IR differs); resume with the same REF, or use a new --out")
+        raise MGCompileError(f"checkpoint {where} is from a different network (its IR differs); resume with the same REF, "
+                             "or use a new --out")

@@ -78,7 +78,6 @@ def test_a_call_no_rule_models_keeps_its_module_opaque_with_a_note():
 
 def test_the_import_check_catches_a_misread_layer(monkeypatch):
     from mgcompile.errors import InternalError
-    from mgcompile.frontends import torch_rules
 
     model = torchvision.models.resnet18(num_classes=10)
     imp = import_module(model, X[:1])

@@ -9,7 +9,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import mgcompile
 from mgcompile.cli import main
 from mgcompile.train.distill import criterion
 
