@@ -125,7 +125,7 @@ def _available_memory() -> int | None:
 
 
 def spec_of(graph: Graph) -> Spec | None:
-    data = graph.meta_graph.get("spec")
+    data = graph.meta_graph.spec
     return Spec.from_dict(data) if data else None
 
 
@@ -154,7 +154,7 @@ def save(model: nn.Module, path: str | os.PathLike, graph: Graph | None = None, 
         "format": MODEL_FORMAT,
         "mgcompile_version": __version__,
         "graph": graph.to_dict(),
-        "opaque": dict(graph.meta_graph.get("opaque", {})),
+        "opaque": dict(graph.meta_graph.opaque),
         "opaque_scripts": scripts,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "training": bool(model.training),

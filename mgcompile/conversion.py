@@ -34,6 +34,8 @@ from mgcompile.backends.opaque import opaque_records
 from mgcompile.frontends.residuals import FoundStep, collapse, find_sums
 from mgcompile.frontends.torch_import import check_import, copy_weights, import_module
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.meta import GraphMeta
+from mgcompile.ir.roles import Role, mark_step
 from mgcompile.progress import stage
 from mgcompile.passes.count import count
 from mgcompile.passes.infer_shapes import infer_shapes
@@ -54,7 +56,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
 
     The result carries ``.mg_graph`` (the expanded IR), ``.mg_spec`` (``None``: it
     came from a module, not a spec) and ``.mg_conversion`` (the conversion report); the
-    IR keeps the original network's IR in ``meta_graph["base_graph"]`` for audits.
+    IR keeps the original network's IR in ``meta_graph.base_graph`` for audits.
     ``example_input`` (default ``1x3x224x224``) fixes the shapes recorded in the IR.
     ``ignored_layers`` are fnmatch patterns of block names (``layer4.*``) never converted.
     ``name`` (default: the class name) and ``paper_width_mult`` find the paper row to report against;
@@ -100,7 +102,9 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
             rows.append({"block": found.name, "kind": "-", "in_channels": c, "out_channels": c, "stride": 1,
                          "modules": [], "status": "skipped", "reason": found.reason})
             continue
+        mark_step(base_graph, block.name, block.input, block.output)
         block.input = outputs.get(block.input, block.input)
+        mark_step(graph, block.name, block.input, block.output)
         row = {"block": block.name, "kind": block.kind, "in_channels": block.in_channels,
                "out_channels": block.out_channels, "stride": block.stride, "modules": block.replaced}
         rows.append(row)
@@ -113,13 +117,13 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
             if after is not None:
                 skip[block.name] = after
                 row["reason"] += f"; the step after it stays a base step ({after})"
-    graph.meta_graph.update(multigrid=mg, skip=skip, notes=list(imported.notes), steps={})
-    graph.meta_graph["opaque"] = opaque_records(imported.opaque)
+    graph.meta_graph = GraphMeta(multigrid=params, skip=skip, notes=list(imported.notes),
+                                 opaque=opaque_records(imported.opaque))
     try:
         expanded = run_passes(graph)
     except SpecError as exc:
         raise MGCompileError(f"conversion failed: {exc}") from None
-    if not any(info.get("status") == "cycle" for info in expanded.meta_graph["steps"].values()):
+    if not any(info.status == "cycle" for info in expanded.meta_graph.steps.values()):
         why = reasons_summary([(r["block"], r["reason"]) for r in rows]) if rows else "the network has no residual sum"
         raise NothingConverted(f"no residual step of {what} became an MG cycle at group size {mg['group_size']}, "
                                f"θ={mg['theta']} ({why}); nothing was converted",
@@ -134,8 +138,8 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     paper = paper_match(report["name"], mg, paper_width_mult, report["base_params"], report["params"])
     if paper is not None:
         report["paper"] = paper
-    expanded.meta_graph["conversion"] = report
-    expanded.meta_graph["base_graph"] = base_graph.to_dict()  # saved with the IR: audits compare against it
+    expanded.meta_graph.conversion = report
+    expanded.meta_graph.base_graph = base_graph.to_dict()  # saved with the IR: audits compare against it
     lowered.mg_conversion = report  # type: ignore[attr-defined]
     lowered.train(bool(getattr(model, "training", True)))
     return attach(lowered, expanded, None)
@@ -153,10 +157,12 @@ def warm_start(graph: Graph, original: nn.Module, lowered: nn.Module, steps: dic
     with the cross-group couplings cut, plus a small coarse correction through which R, P and the coarse levels
     get their first gradients; they learn the couplings back."""
     state = original.state_dict()
+    level0 = {(step, graph.meta(n).get("template")): n for step in steps
+              for n in graph.nodes(role=Role.LEVEL_BODY, step=step) if graph.meta(n).get("level") == 0}
     for step, weights in steps.items():
         for tname, wmap in weights.items():
-            node = f"{step}.level0.{tname}"
-            if node not in graph:
+            node = level0.get((step, tname))
+            if node is None:
                 continue
             own = lowered.get_submodule(node).state_dict()
             for key, src in wmap.items():
@@ -230,7 +236,7 @@ def _report(rows: list[dict], kept: list[str], imported: Any, expanded: Graph, m
         **by_status,
         "layers_kept": kept,
         "opaque": sorted(imported.opaque),
-        "notes": list(expanded.meta_graph.get("notes", [])),
+        "notes": list(expanded.meta_graph.notes),
         "params": params,
         "base_params": base,
     }

@@ -59,7 +59,7 @@ def latency_aware(spec: Spec, target: str = "ort-cpu", *, batch: int = 1, rounds
     if batch < 1 or rounds < 1 or repeat < 1:
         raise MGCompileError("batch, rounds and repeat must be at least 1")
     mg, base = expand(spec), expand(spec.base())
-    cycles = [s for s, info in mg.meta_graph["steps"].items() if info.get("status") == "cycle"]
+    cycles = [s for s, info in mg.meta_graph.steps.items() if info.status == "cycle"]
     if not cycles:
         raise MGCompileError(f"{canonical_name(spec)} has no MG cycle to measure")
     with stage(f"timing {len(cycles)} MG cycles against their base steps on {target}"):

@@ -48,7 +48,7 @@ class Resolved:
         """Its MG cycles hold fresh (random-init) weights: not trained, not warm-started from a base network."""
         if self.kind == "saved" and self.trained:
             return False
-        return self.graph.meta_graph.get("conversion", {}).get("init", "random") == "random"
+        return (self.graph.meta_graph.conversion or {}).get("init", "random") == "random"
 
     def model(self) -> nn.Module:
         """The module (weights loaded for saved models; fresh, seeded init otherwise)."""
@@ -97,13 +97,13 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
     if is_saved_model(ref):
         payload = load_payload(ref)
         graph = Graph.from_dict(payload["graph"])
-        if overrides and "group_size" in overrides and not graph.meta_graph.get("multigrid"):
+        if overrides and "group_size" in overrides and graph.meta_graph.multigrid is None:
             return _convert_saved(ref, graph, overrides)  # a trained base network: convert it, keeping its weights
         if overrides:
-            what = "an already converted model" if graph.meta_graph.get("multigrid") else "a saved network"
+            what = "an already converted model" if graph.meta_graph.multigrid is not None else "a saved network"
             raise MGCompileError(
                 f"{ref} is {what}; options {', '.join(sorted(overrides))} cannot change it. "
-                + ("Convert the base network again with the new options" if graph.meta_graph.get("multigrid")
+                + ("Convert the base network again with the new options" if graph.meta_graph.multigrid is not None
                    else "Give --group-size to convert it to its MG version (its trained layers are kept)")
             )
         return Resolved(ref, "saved", spec_of(graph), graph, path=p, reference=payload.get("reference"),

@@ -19,6 +19,7 @@ from torchvision.models import convnext as tv_convnext
 
 import mgcompile
 from mgcompile.backends.torch_module import CORRECTION_BN_SCALE
+from mgcompile.ir.roles import Role
 
 
 def _tv_convnext_small() -> torch.nn.Module:
@@ -74,8 +75,7 @@ def test_the_correction_starts_small_but_shows_in_the_output():
     spec = mgcompile.model_spec("mg_cifar_resnet_g8c16", channels=(16, 32), blocks=(1, 1), input_size=(16, 16),
                                 num_classes=10)
     model = mgcompile.build(spec).eval()
-    corrections = [n for n in model.mg_graph.nodes("batchnorm")
-                   if model.mg_graph.meta(n).get("role") == "correction_bn"]
+    corrections = model.mg_graph.nodes("batchnorm", role=Role.CORRECTION_BN)
     assert corrections
     for n in corrections:
         assert torch.all(model.get_submodule(n).weight == CORRECTION_BN_SCALE)

@@ -212,7 +212,7 @@ def test_opaque_user_layer_records_its_import_path(tmp_path, monkeypatch):
     model = user_nets.FunctionalNet()
     model.stem_bn = torch.nn.Sequential(model.stem_bn, mylayers.Gain(32))
     converted = mgcompile.convert(model, group_size=8, coarsest=16, example_input=X32).eval()
-    assert converted.mg_graph.meta_graph["opaque"]["stem_bn.1"] == {"class": "mylayers:Gain", "kwargs": {"channels": 32}}
+    assert converted.mg_graph.meta_graph.opaque["stem_bn.1"] == {"class": "mylayers:Gain", "kwargs": {"channels": 32}}
     path = mgcompile.save(converted, tmp_path / "saved")
     torch.testing.assert_close(mgcompile.load(path).eval()(X32), converted(X32))
     monkeypatch.delitem(sys.modules, "mylayers")

@@ -20,9 +20,9 @@ def test_the_variant_leaves_exactly_the_slow_cycles_base_steps(tiny_mg_spec):
     spec = variant(tiny_mg_spec, timings, "ort-cpu")
     assert spec.ignored_layers == ("stage1.block0", "stage3.block0")  # a tie is no gain: the base step stays
     assert spec.name == "mg_cifar_resnet_g8c16_latency_ort_cpu"
-    steps = mgcompile.expand(spec).meta_graph["steps"]
-    assert steps["stage2.block0"]["status"] == "cycle"
-    assert steps["stage1.block0"]["status"] != "cycle" and steps["stage3.block0"]["status"] != "cycle"
+    steps = mgcompile.expand(spec).meta_graph.steps
+    assert steps["stage2.block0"].status == "cycle"
+    assert steps["stage1.block0"].status != "cycle" and steps["stage3.block0"].status != "cycle"
     assert spec.replace(ignored_layers=(), name=tiny_mg_spec.name) == tiny_mg_spec  # nothing else changed
     assert mgcompile.Spec.from_dict(spec.to_dict()) == spec  # an ordinary spec: rebuilt without measuring
 

@@ -19,6 +19,9 @@ from mgcompile.figures import save_figure
 from mgcompile.provenance import DOT_MARK
 from mgcompile.errors import MGCompileError
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.meta import StepStatus
+from mgcompile.ir.ops import opdef
+from mgcompile.ir.roles import Role
 
 FORMATS = (".svg", ".png", ".pdf", ".dot")
 COLORS = {"grouped": "#f4a259", "full": "#5b8fd9", "restrict": "#8cc084", "prolong": "#c05b8c",
@@ -61,11 +64,11 @@ def cycle_picture(g: Graph, block: str) -> Picture:
         steps = sorted({g.meta(n)["step"] for n in g.nodes() if "step" in g.meta(n)})
         example = ", ".join(steps[:4])
         raise MGCompileError(f"--block {block!r} names no step of this network; use a step name such as {example}")
-    info = g.meta_graph.get("steps", {}).get(block, {})
+    info = g.meta_graph.steps.get(block)
     cluster: dict[str, str] = {}
     for n in members:
         m = g.meta(n)
-        cluster[n] = f"{block}.level{m['level']}.step" if m.get("role") in ("fine", "coarse") else n
+        cluster[n] = f"{block}.level{m['level']}.step" if g.roles(n).get(Role.LEVEL_BODY) else n
     keys: list[str] = []
     for n in members:
         if cluster[n] not in keys:
@@ -122,12 +125,12 @@ def _level_width(g: Graph, members: list[str], level: int) -> int:
     return g.shape(members[0])[0]
 
 
-def _status(info: dict) -> str:
-    if info.get("status") == "cycle":
-        fine = "/".join(map(str, info["fine"]))
-        return f"{info['cycle']} MG cycle, fine levels {fine}, coarsest {info['coarsest']}, {info['transfer']} transfer"
-    if info:
-        return f"plain step ({info.get('reason', info.get('status', ''))})"
+def _status(info: StepStatus | None) -> str:
+    if info is not None and info.status == "cycle":
+        fine = "/".join(map(str, info.fine or []))
+        return f"{info.cycle} MG cycle, fine levels {fine}, coarsest {info.coarsest}, {info.transfer} transfer"
+    if info is not None:
+        return f"plain step ({info.reason if info.reason is not None else info.status})"
     return "plain step"
 
 
@@ -136,7 +139,7 @@ def network_picture(g: Graph, title: str) -> Picture:
     order: list[str] = []
     row_of: dict[str, str] = {}
     cluster: dict[str, str] = {}
-    shown = [n for n in g.nodes() if g.op(n) not in ("input", "output")]
+    shown = [n for n in g.nodes() if not opdef(g.op(n)).io]
     for n in shown:
         m = g.meta(n)
         key = m.get("step") or m.get("stage") or n
@@ -150,13 +153,13 @@ def network_picture(g: Graph, title: str) -> Picture:
             rows.append(row_of[k])
     pic = Picture(title, rows)
     cols: dict[str, int] = {}
-    steps = g.meta_graph.get("steps", {})
+    steps = g.meta_graph.steps
     for key in order:
         r = row_of[key]
         cols[r] = cols.get(r, 0) + 1
-        info = steps.get(key, {})
-        if info.get("status") == "cycle":
-            label, kind = f"{key.rsplit('.', 1)[-1]}, {info['fine'][0]} ch\nMG, {len(info['fine']) + 1} levels", "cycle"
+        info = steps.get(key)
+        if info is not None and info.status == "cycle" and info.fine:
+            label, kind = f"{key.rsplit('.', 1)[-1]}, {info.fine[0]} ch\nMG, {len(info.fine) + 1} levels", "cycle"
         elif key.endswith(".transition"):
             label, kind = "transition", "other"
         elif key in steps or ".block" in key:

@@ -13,6 +13,7 @@ from mgcompile.api import expand
 from mgcompile.audit.activations import activation_elements
 from mgcompile.audit.paper import paper_comparison
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.ops import opdef
 from mgcompile.naming import canonical_name
 from mgcompile.passes.count import check_include, count
 from mgcompile.spec import Spec
@@ -23,7 +24,7 @@ MACS_COUNTED = "conv, transfer (R/P) and linear layers"
 def base_graph_of(graph: Graph, spec: Spec | None) -> Graph | None:
     """The network to compare with: the spec's base, or the module a conversion started from."""
     if spec is None:
-        stored = graph.meta_graph.get("base_graph")
+        stored = graph.meta_graph.base_graph
         return Graph.from_dict(stored) if stored else None
     return graph if not spec.is_multigrid else expand(spec.base())
 
@@ -59,13 +60,13 @@ def audit(graph: Graph, spec: Spec | None, base: Graph | None = None, *, batch_s
         "levels": {k: v.to_dict() for k, v in report.levels.items()},
         "step_counts": {k: v.to_dict() for k, v in report.steps.items()},
         "activations": acts.to_dict(),
-        "steps": graph.meta_graph.get("steps", {}),
-        "notes": list(graph.meta_graph.get("notes", [])),
+        "steps": {k: v.to_dict() for k, v in graph.meta_graph.steps.items()},
+        "notes": list(graph.meta_graph.notes),
     }
     if per_node:
         out["nodes"] = {n: {"op": graph.op(n), "params": p, "macs": m, "activations": acts.nodes.get(n, 0),
                             "shape": list(graph.shape(n))}
-                        for n, (p, m) in report.nodes.items() if graph.op(n) not in ("input", "output")}
+                        for n, (p, m) in report.nodes.items() if not opdef(graph.op(n)).io}
     if spec is not None:
         out["spec"] = spec.to_dict()
         paper = paper_comparison(spec, report.params)

@@ -111,7 +111,7 @@ def lower_for_inference(model: nn.Module, *, transfers: str = "dense",
     graph = getattr(model, "mg_graph", None)
     if graph is None:
         raise MGCompileError("this module has no mgcompile IR; build it with mgcompile.build/convert/load")
-    if "inference" in graph.meta_graph:  # already lowered (build/load with fold_bn=True): nothing left to fold
+    if graph.meta_graph.inference is not None:  # already lowered (build/load with fold_bn=True): nothing left to fold
         return model.eval()
     folded, report = graph, []
     for p in inference_passes(transfers, max_expansion):
@@ -124,7 +124,7 @@ def lower_for_inference(model: nn.Module, *, transfers: str = "dense",
     lowered = lower_to_torch(folded, opaque=opaque)
     state = {k: v.detach() for k, v in model.state_dict().items()}
     lowered.load_state_dict(derive_state(folded, state), strict=True)
-    folded.meta_graph["inference"] = {"transfers": transfers, "passes": report}
+    folded.meta_graph.inference = {"transfers": transfers, "passes": report}
     return attach(lowered.eval(), folded, getattr(model, "mg_spec", None))
 
 
@@ -135,4 +135,4 @@ def _steps(graph: Graph) -> dict[str, int]:
 
 def passes_report(model: nn.Module) -> Sequence[dict]:
     """What each inference pass changed: ``[{"pass": name, "changed": rewrites}, ...]``."""
-    return model.mg_graph.meta_graph.get("inference", {}).get("passes", [])
+    return (model.mg_graph.meta_graph.inference or {}).get("passes", [])

@@ -194,7 +194,7 @@ def store_opaque(model: nn.Module, graph: "Graph", reference: torch.Tensor) -> t
         model.train(was_training)
         for h in hooks:
             h.remove()
-    records = graph.meta_graph.get("opaque", {})
+    records = graph.meta_graph.opaque
     scripts: dict[str, torch.Tensor] = {}
     for target, node in nodes.items():
         module = model.get_submodule(node)

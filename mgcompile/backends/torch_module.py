@@ -19,6 +19,7 @@ from torch import nn
 from mgcompile.errors import GraphError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
+from mgcompile.ir.roles import Role
 from mgcompile.spec import Spec
 
 
@@ -249,7 +250,7 @@ def lower_to_torch(graph: Graph, *, opaque: Mapping[str, nn.Module] | None = Non
     stands for. ``seed`` makes the initialisation deterministic (default: the spec's).
     """
     if seed is None:
-        seed = int(graph.meta_graph.get("spec", {}).get("seed", 0))
+        seed = int((graph.meta_graph.spec or {}).get("seed", 0))
     root = nn.Module()
     fg = fx.Graph()
     values: dict[str, fx.Node] = {}
@@ -269,7 +270,7 @@ def lower_to_torch(graph: Graph, *, opaque: Mapping[str, nn.Module] | None = Non
                 values[name] = fg.call_module(name, tuple(args))
             elif key in MODULES:
                 module = MODULES[key](a)
-                if graph.meta(name).get("role") == "correction_bn":
+                if Role.CORRECTION_BN in graph.roles(name):
                     nn.init.constant_(module.weight, CORRECTION_BN_SCALE)
                 _install(root, name, module)
                 values[name] = fg.call_module(name, tuple(args))

@@ -36,11 +36,11 @@ import networkx as nx
 from mgcompile.ir.body import STEP_INPUT, SUM
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
+from mgcompile.ir.roles import ROLES_KEY, move_roles
 from mgcompile.passes.infer_shapes import infer_shapes
 from mgcompile.steps import IMPORTED, recognise, remake
 
 SHORTCUT_OPS = ("conv", "batchnorm", "avgpool", "maxpool")
-_NOT_IN_BODY = ("input", "output", "opaque")
 
 
 @dataclass
@@ -113,7 +113,7 @@ def _candidates(g: Graph, start: str, chain: list[str]) -> list[str]:
     out = [start]
     if chain and _is_activation(g, start) and len(g.inputs(start)) == 1:
         norm = g.inputs(start)[0]
-        if g.op(norm) in ("batchnorm", "layernorm") and len(g.inputs(norm)) == 1:
+        if opdef(g.op(norm)).count_group == "norm" and len(g.inputs(norm)) == 1:
             out.append(g.inputs(norm)[0])
     return out
 
@@ -193,7 +193,7 @@ def _make_step(g: Graph, shapes: Graph, add: str, x: str, main: str, body: set[s
     step = FoundStep(name, IMPORTED, x, post[0] if post else add, members, None, cin, cout, stride, replaced)
     for n in order + chain + post:
         op = g.op(n)
-        if op in _NOT_IN_BODY or opdef(op).macro:
+        if not opdef(op).in_body:
             step.problem = f"{describe(n)} is an {op} layer that no MG level can re-instantiate"
             return step
         if opdef(op).scale is None and n not in chain:
@@ -276,8 +276,9 @@ def collapse(graph: Graph, step: FoundStep, *, meta: dict | None = None) -> str:
     assert step.attrs is not None
     first = min(step.members, key=graph.order)
     node_meta = {**graph.meta(first), **(meta or {}), "step": step.name, "replaced": list(step.replaced)}
-    for key in ("source", "weights", "class"):
+    for key in ("source", "weights", "class", ROLES_KEY):
         node_meta.pop(key, None)
+    move_roles(graph.meta(step.output), node_meta)  # the macro computes the step's output: its input/output roles
     tmp = graph.add(f"{step.name}.__step__", "residual", [step.input], meta=node_meta, order=graph.order(first),
                     **step.attrs)
     graph.replace_uses(step.output, tmp)

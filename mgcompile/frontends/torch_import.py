@@ -221,7 +221,7 @@ class _Importer:
     def __init__(self, root: nn.Module, example_input: torch.Tensor) -> None:
         self.root = root
         self.example_input = example_input
-        self.g = Graph({"notes": [], "steps": {}})
+        self.g = Graph()
         self.values: dict[fx.Node, Any] = {}
         self.opaque: dict[str, nn.Module] = {}
         self.unknown: dict[str, str] = {}  # scope -> the first call no rule models

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 from mgcompile.errors import GraphError
-from mgcompile.ir.ops import Shape, normalize_attrs, opdef
+from mgcompile.ir.ops import STEP_INPUT, SUM, Shape, infer_step, normalize_attrs, opdef
 
-STEP_INPUT = "x"
-SUM = "sum"
+__all__ = ["STEP_INPUT", "SUM", "PARTS", "infer_step", "node", "chain", "nodes_of", "check_step", "step_cost",
+           "structure", "LevelScale", "scale_step", "unscalable", "group_problem"]
+
 PARTS = ("body", "shortcut", "post")
 
 
@@ -61,7 +62,7 @@ def check_step(name: str, a: Mapping[str, Any]) -> None:
         if not isinstance(n, Mapping) or set(n) != {"name", "op", "inputs", "attrs"}:
             raise GraphError(f"step {name!r}: {part} entries must be {{name, op, inputs, attrs}}, got {n!r}")
         d = opdef(n["op"])
-        if d.macro or n["op"] in ("input", "output", "opaque"):
+        if not d.in_body:
             raise GraphError(f"step {name!r}: {part} node {n['name']!r} cannot be a {n['op']}")
         if normalize_attrs(n["op"], n["attrs"]) != n["attrs"]:
             raise GraphError(f"step {name!r}: attributes of {part} node {n['name']!r} do not match the {n['op']} schema")
@@ -74,34 +75,6 @@ def check_step(name: str, a: Mapping[str, Any]) -> None:
         if missing or n["name"] in defined:
             raise GraphError(f"step {name!r}: {part} node {n['name']!r} reads undefined {missing} or repeats a name")
         defined.add(n["name"])
-
-
-def _infer_part(nodes: Sequence[Mapping[str, Any]], shapes: dict[str, Shape]) -> Shape | None:
-    out = None
-    for n in nodes:
-        try:
-            out = opdef(n["op"]).infer(n["attrs"], [shapes[i] for i in n["inputs"]])
-        except GraphError as exc:
-            raise type(exc)(f"step node {n['name']!r}: {exc}") from None
-        shapes[n["name"]] = out
-    return out
-
-
-def infer_step(a: Mapping[str, Any], in_shapes: Sequence[Shape]) -> Shape:
-    """Output shape of a residual step: its template nodes' shape rules, in order."""
-    shapes: dict[str, Shape] = {STEP_INPUT: in_shapes[0]}
-    out = _infer_part(a["body"], shapes)
-    assert out is not None
-    if a["sum"] == "none":
-        if len(in_shapes) > 1:
-            raise GraphError("a step without a residual sum cannot take a correction input")
-        return out
-    short = _infer_part(a["shortcut"], shapes) or in_shapes[0]
-    for s in (short, *in_shapes[1:]):
-        if s != out:
-            raise GraphError(f"the residual sum adds shapes {s} and {out}; the shortcut must match the body")
-    shapes[SUM] = out
-    return _infer_part(a["post"], shapes) or out
 
 
 def step_cost(a: Mapping[str, Any], in_shape: Shape) -> tuple[int, int]:
@@ -178,10 +151,10 @@ def unscalable(a: Mapping[str, Any]) -> str | None:
 
 
 def group_problem(a: Mapping[str, Any]) -> str | None:
-    """The first template conv whose groups do not divide its channels, described; ``None`` when all do."""
+    """The first grouped template op whose groups do not divide its channels, described; ``None`` when all do."""
     for part, n in nodes_of(a):
         at = n["attrs"]
-        if n["op"] == "conv":
+        if opdef(n["op"]).grouped:
             for key in ("in_channels", "out_channels"):
                 if at["groups"] < 1 or at[key] % at["groups"]:
                     which = "width" if at[key] == a["out_channels"] else "inner width"

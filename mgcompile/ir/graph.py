@@ -9,8 +9,9 @@ the IR node it came from. Each node stores
 * ``inputs`` – the ordered argument list (the edges mirror it; the list keeps order
   and repeated arguments, which a DiGraph's edges cannot),
 * ``shape``  – (C, H, W) once shape inference ran,
-* ``meta``   – free-form annotations that passes and the audit read
-  (``stage``, ``step``, ``level``, ``role``),
+* ``meta``   – annotations that passes and the audit read (``stage``, ``step``,
+  ``level``) and the node's roles (``roles``, see :mod:`mgcompile.ir.roles`: query
+  them with ``nodes(role=...)``, never by parsing a name),
 * ``order``  – a tuple that makes the topological order deterministic and keeps
   expanded subgraphs where their macro was.
 """
@@ -24,18 +25,24 @@ from typing import Any, Iterable, Iterator, Mapping
 import networkx as nx
 
 from mgcompile.errors import GraphError
+from mgcompile.ir.meta import GraphMeta
 from mgcompile.ir.ops import Shape, normalize_attrs, opdef
+from mgcompile.ir.roles import Role, add_role, has_role, roles_of
 
 IR_FORMAT = "mgcompile-ir"
-IR_VERSION = 1
+IR_VERSION = 2  # 2: node roles (ir.roles), a typed graph meta; version 1 is read by ir.legacy
 
 
 class Graph:
     """A thin, explicit wrapper around ``networkx.DiGraph`` (available as ``.nx``)."""
 
-    def __init__(self, meta: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, meta: GraphMeta | Mapping[str, Any] | None = None) -> None:
+        """``meta``: a :class:`GraphMeta`, or its ``graph.json`` form (``GraphMeta.from_dict``)."""
         self.nx = nx.DiGraph()
-        self.nx.graph.update(meta or {})
+        if meta is not None and not isinstance(meta, GraphMeta):
+            meta = GraphMeta.from_dict(meta)
+        self.meta_graph: GraphMeta = meta if meta is not None else GraphMeta()
+        """Graph-level annotations: the spec, the MG parameters, step statuses, notes, ... (a :class:`GraphMeta`)."""
         self._next = 0
 
     # ---- building -----------------------------------------------------------------
@@ -95,10 +102,8 @@ class Graph:
 
     def copy(self) -> "Graph":
         """An independent copy: passes edit the copy, never their input (graph meta included)."""
-        g = Graph()
+        g = Graph(copy.deepcopy(self.meta_graph))
         g.nx = self.nx.copy()
-        g.nx.graph.clear()
-        g.nx.graph.update(copy.deepcopy(self.nx.graph))
         for n in g.nx.nodes:
             data = g.nx.nodes[n]
             data["attrs"] = dict(data["attrs"])
@@ -141,10 +146,22 @@ class Graph:
     def set_shape(self, name: str, shape: Shape) -> None:
         self.nx.nodes[name]["shape"] = tuple(int(x) for x in shape)
 
-    def nodes(self, op: str | None = None) -> list[str]:
-        """Node names in deterministic topological order, optionally of one op kind."""
+    def nodes(self, op: str | None = None, *, role: Role | None = None, step: str | None = None) -> list[str]:
+        """Node names in deterministic topological order, optionally of one op kind and/or playing ``role``
+        (for ``step``, when given: ``nodes(role=Role.STEP_OUTPUT, step="layer2.0")``)."""
+        if step is not None and role is None:
+            raise GraphError("nodes(step=...) needs a role: a step's nodes are found by the role they play for it")
         order = list(nx.lexicographical_topological_sort(self.nx, key=lambda n: self.order(n)))
-        return [n for n in order if op is None or self.op(n) == op]
+        return [n for n in order if (op is None or self.op(n) == op)
+                and (role is None or has_role(self.meta(n), role, step))]
+
+    def roles(self, name: str) -> dict[Role, list[str]]:
+        """``{role: [step, ...]}``: the roles node ``name`` plays (see :mod:`mgcompile.ir.roles`)."""
+        return roles_of(self.meta(name))
+
+    def set_role(self, name: str, role: Role, step: str) -> None:
+        """Record that node ``name`` plays ``role`` for ``step`` (what the pass that creates a node calls)."""
+        add_role(self.nx.nodes[name]["meta"], role, step)
 
     def input_shape(self) -> Shape:
         """(C, H, W) of the network input: what example inputs, exports and data loaders need."""
@@ -156,18 +173,13 @@ class Graph:
     def __iter__(self) -> Iterator[str]:
         return iter(self.nodes())
 
-    @property
-    def meta_graph(self) -> dict[str, Any]:
-        """Graph-level annotations (the spec, conversion notes, ...)."""
-        return self.nx.graph
-
     # ---- serialisation --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data = nx.node_link_data(self.nx, edges="edges")
         for node in data["nodes"]:
             node["order"] = list(node["order"])
             node["shape"] = list(node["shape"]) if node["shape"] is not None else None
-        data["graph"] = dict(data["graph"])
+        data["graph"] = self.meta_graph.to_dict()
         data["graph"]["format"] = IR_FORMAT
         data["graph"]["ir_version"] = IR_VERSION
         return data
@@ -181,11 +193,11 @@ class Graph:
         if graph_meta.pop("format", None) != IR_FORMAT:
             raise GraphError("not an mgcompile IR (graph.format != 'mgcompile-ir'); pass a graph.json written by mgcompile")
         version = graph_meta.pop("ir_version", None)
-        if version != IR_VERSION:
-            raise GraphError(f"IR version {version} is not supported (this mgcompile reads {IR_VERSION})")
+        if version not in (1, "1", IR_VERSION):  # (v0.1.0 wrote the version as a string)
+            raise GraphError(f"IR version {version} is not supported (this mgcompile reads 1 to {IR_VERSION})")
         data = dict(data)
-        data["graph"] = graph_meta
-        g = cls()
+        data["graph"] = {}
+        g = cls(GraphMeta.from_dict(graph_meta))
         g.nx = nx.node_link_graph(data, directed=True, multigraph=False, edges="edges")
         for n in g.nx.nodes:
             node = g.nx.nodes[n]
@@ -194,6 +206,10 @@ class Graph:
             node["shape"] = tuple(node["shape"]) if node.get("shape") is not None else None
             node["attrs"] = normalize_attrs(node["op"], node["attrs"])
         g._next = 1 + max((g.order(n)[0] for n in g.nx.nodes), default=-1)
+        if version != IR_VERSION:
+            from mgcompile.ir.legacy import upgrade_v1_roles
+
+            upgrade_v1_roles(g)
         return g
 
     @classmethod

@@ -9,13 +9,20 @@ Each :class:`OpDef` of :data:`OPS` says
 * whether it holds parameters (``param_kind``: the audit's breakdown; ``None``: none),
   which attributes are channel widths, and how it is re-instantiated on a narrower MG
   level (``scale``; ``None``: an op that cannot live inside a cycled step body),
-* the elementwise group ``--count`` may add to the MACs, and
+* the elementwise group ``--count`` may add to the MACs (also how norms and activations
+  are recognised),
+* the structural facts passes read instead of lists of op names: ``grouped`` (its
+  ``groups`` must divide its widths), ``permutation_side`` (the channels its fixed
+  permutation permutes), ``absorbs_bn`` (a BN after it folds into it), ``in_body`` (may
+  be a node of a step template), ``io`` (a graph boundary) and ``zero_init_through``
+  (a branch scale the zero-init looks through), and
 * the key of its lowering: every backend implements every key (a test checks it).
 
 Two ops are *macros* (``residual``, ``transition``): high-level steps that the
 frontends emit and that passes expand into primitive ops. A ``residual`` step carries
-its *body* as data (a small template subgraph, see :mod:`mgcompile.ir.body`). Costs are
-only defined for primitives; count after expansion.
+its *body* as data (a small template subgraph, see :mod:`mgcompile.ir.body`; its shape
+rule, :func:`infer_step`, lives here so that ``ir.body`` imports this module and never
+the reverse). Costs are only defined for primitives; count after expansion.
 
 This module knows nothing of torch: the backends give each op its meaning.
 """
@@ -81,8 +88,14 @@ class OpDef:
     param_kind: str | None = None  # conv / transfer / norm / linear / attention / scale / opaque; None: no parameters
     widths: tuple[str, ...] = ()  # attributes that are channel widths
     scale: Scale | None = _keep  # how the op is re-instantiated on an MG level; None: it cannot be
-    count_group: str | None = None  # elementwise group for `audit --count`
+    count_group: str | None = None  # elementwise group for `audit --count` (also: which ops are norms, activations)
     macro: bool = False
+    grouped: bool = False  # has ``groups``, which must divide in_channels and out_channels (verify, plan_cycle)
+    permutation_side: str | None = None  # its ``permutation`` attribute permutes its "in" or "out" channels
+    absorbs_bn: bool = False  # a BN right after it folds into its weights and a bias (fold_batchnorm)
+    in_body: bool = True  # may be a node of a residual step's template (input, output, opaque, macros: no)
+    io: bool = False  # a graph boundary (input, output), not a layer: audits list no row for it
+    zero_init_through: bool = False  # scales a branch: zero_init_residual looks through it for the branch's last BN
     doc: str = ""
 
     @property
@@ -212,9 +225,40 @@ def _se_macs(a: Mapping[str, Any], s: Sequence[Shape], o: Shape) -> int:
     return 2 * a["channels"] * a["squeeze"]  # on the pooled 1x1 map
 
 
-def _residual_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
-    from mgcompile.ir.body import infer_step
+#: Names a step template's nodes read for the step input and (in ``post``) the residual sum (see ``ir.body``).
+STEP_INPUT = "x"
+SUM = "sum"
 
+
+def _infer_part(nodes: Sequence[Mapping[str, Any]], shapes: dict[str, Shape]) -> Shape | None:
+    out = None
+    for n in nodes:
+        try:
+            out = opdef(n["op"]).infer(n["attrs"], [shapes[i] for i in n["inputs"]])
+        except GraphError as exc:
+            raise type(exc)(f"step node {n['name']!r}: {exc}") from None
+        shapes[n["name"]] = out
+    return out
+
+
+def infer_step(a: Mapping[str, Any], in_shapes: Sequence[Shape]) -> Shape:
+    """Output shape of a residual step: its template nodes' shape rules, in order."""
+    shapes: dict[str, Shape] = {STEP_INPUT: in_shapes[0]}
+    out = _infer_part(a["body"], shapes)
+    assert out is not None
+    if a["sum"] == "none":
+        if len(in_shapes) > 1:
+            raise GraphError("a step without a residual sum cannot take a correction input")
+        return out
+    short = _infer_part(a["shortcut"], shapes) or in_shapes[0]
+    for s in (short, *in_shapes[1:]):
+        if s != out:
+            raise GraphError(f"the residual sum adds shapes {s} and {out}; the shortcut must match the body")
+    shapes[SUM] = out
+    return _infer_part(a["post"], shapes) or out
+
+
+def _residual_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
     _expect_channels("residual", s[0], a["in_channels"])
     return infer_step(a, s)
 
@@ -238,12 +282,14 @@ def _activation(name: str, doc: str, **attrs: Attr) -> OpDef:
 INT = int
 _ops: list[OpDef] = [
     OpDef("input", {"channels": req(INT), "height": req(INT), "width": req(INT)}, (0, 0),
-          lambda a, s: (a["channels"], a["height"], a["width"]), lowering="input", scale=None, doc="the network input"),
-    OpDef("output", {}, (1, 1), lambda a, s: s[0], lowering="output", scale=None, doc="the network output"),
+          lambda a, s: (a["channels"], a["height"], a["width"]), lowering="input", scale=None, in_body=False, io=True,
+          doc="the network input"),
+    OpDef("output", {}, (1, 1), lambda a, s: s[0], lowering="output", scale=None, in_body=False, io=True,
+          doc="the network output"),
     OpDef("conv", {"in_channels": req(INT), "out_channels": req(INT), "kernel": req(INT),
                    "stride": opt(INT, 1), "padding": opt(INT, 0), "groups": opt(INT, 1), "bias": opt(bool, False)},
           (1, 1), _conv_infer, "conv", _conv_params, _conv_macs, param_kind="conv",
-          widths=("in_channels", "out_channels"), scale=_conv_scale,
+          widths=("in_channels", "out_channels"), scale=_conv_scale, grouped=True, absorbs_bn=True,
           doc="2-D convolution, square kernel, grouped when groups > 1 (also ConvNeXt's channels-last Linear)"),
     OpDef("batchnorm", {"channels": req(INT), "eps": opt(float, 1e-5), "momentum": opt(float, 0.1)},
           (1, 1), _channelwise("batchnorm"), "batchnorm", lambda a: 2 * a["channels"], param_kind="norm",
@@ -263,7 +309,7 @@ _ops: list[OpDef] = [
     OpDef("squeeze_excite", {"channels": req(INT), "squeeze": req(INT), "activation": opt(str, "relu"),
                              "gate": opt(str, "sigmoid")},
           (1, 1), _channelwise("squeeze_excite"), "squeeze_excite", _se_params, _se_macs, param_kind="attention",
-          widths=("channels", "squeeze"), scale=_widths("channels", "squeeze"),
+          widths=("channels", "squeeze"), scale=_widths("channels", "squeeze"), zero_init_through=True,
           doc="channel attention: x * gate(expand(act(reduce(mean_hw(x))))); reduce/expand are dense 1x1 convs with "
               "bias (on a level: dense over the level's channels)"),
     OpDef("eca", {"channels": req(INT), "kernel": req(INT)}, (1, 1), _channelwise("eca"), "eca",
@@ -273,8 +319,9 @@ _ops: list[OpDef] = [
               "on a level: over the level's channels, the same kernel"),
     OpDef("layer_scale", {"channels": req(INT), "init": opt(float, 1e-6)},
           (1, 1), _channelwise("layer_scale"), "layer_scale", lambda a: a["channels"], param_kind="scale",
-          widths=("channels",), scale=_widths("channels"), doc="learned per-channel scale (ConvNeXt)"),
-    OpDef("drop_path", {"p": req(float)}, (1, 1), _one, "drop_path",
+          widths=("channels",), scale=_widths("channels"), zero_init_through=True,
+          doc="learned per-channel scale (ConvNeXt)"),
+    OpDef("drop_path", {"p": req(float)}, (1, 1), _one, "drop_path", zero_init_through=True,
           doc="stochastic depth: drop the whole branch per sample with probability p in training (identity in eval)"),
     OpDef("add", {}, (2, None), _same("add"), "add", count_group="add", doc="elementwise sum"),
     OpDef("sub", {}, (2, 2), _same("sub"), "sub", count_group="add", doc="elementwise difference a - b"),
@@ -285,12 +332,12 @@ _ops: list[OpDef] = [
     OpDef("restrict", {"in_channels": req(INT), "out_channels": req(INT), "groups": req(INT),
                        "permutation": opt((list, type(None)), None), "bias": opt(bool, False)},
           (1, 1), _transfer_infer, "restrict", _transfer_params, _transfer_macs, param_kind="transfer",
-          widths=("in_channels", "out_channels"), scale=None,
+          widths=("in_channels", "out_channels"), scale=None, grouped=True, permutation_side="in",
           doc="MG restriction R: optional fixed channel permutation, then a grouped 1x1 conv (fine -> coarse)"),
     OpDef("prolong", {"in_channels": req(INT), "out_channels": req(INT), "groups": req(INT),
                       "permutation": opt((list, type(None)), None), "bias": opt(bool, False)},
           (1, 1), _transfer_infer, "prolong", _transfer_params, _transfer_macs, param_kind="transfer",
-          widths=("in_channels", "out_channels"), scale=None,
+          widths=("in_channels", "out_channels"), scale=None, grouped=True, permutation_side="out", absorbs_bn=True,
           doc="MG prolongation P: a grouped 1x1 conv (coarse -> fine; with a bias once the BN after it is folded), "
               "then the inverse permutation"),
     OpDef("avgpool", {"kernel": req(INT), "stride": req(INT), "padding": opt(INT, 0), "ceil_mode": opt(bool, False),
@@ -312,17 +359,17 @@ _ops: list[OpDef] = [
           widths=("in_features", "out_features"), scale=None, doc="fully connected layer on a flat input"),
     OpDef("opaque", {"target": req(str), "out_shape": req(list), "params": opt(INT, 0), "macs": opt(INT, 0)},
           (1, None), _opaque_infer, "opaque", lambda a: a["params"], lambda a, s, o: a["macs"], param_kind="opaque",
-          scale=None, doc="a layer the IR does not model; lowers back to the original module"),
+          scale=None, in_body=False, doc="a layer the IR does not model; lowers back to the original module"),
     # --- macros, expanded by passes -------------------------------------------------------------
     OpDef("residual", {"kind": req(str), "in_channels": req(INT), "out_channels": req(INT), "stride": opt(INT, 1),
                        "body": req(list), "shortcut": opt(list, []), "sum": opt(str, "add"), "post": opt(list, []),
                        "params": opt(dict, {})},
-          (1, 2), _residual_infer, "macro", scale=None, macro=True,
+          (1, 2), _residual_infer, "macro", scale=None, macro=True, in_body=False,
           doc="one residual step: post(sum(shortcut(x), body(x)[, extra])); body, shortcut and post are template "
               "subgraphs (ir.body); an optional second input is added into the sum (the additive cycle); "
               "sum 'none' is a plain step without shortcut; kind and params name the template it came from"),
     OpDef("transition", {"mode": req(str), "in_channels": req(INT)}, (1, 1), _transition_infer, "macro",
-          scale=None, macro=True,
+          scale=None, macro=True, in_body=False,
           doc="MG channel-doubling downsampling step (paper: concat+avgpool, dw_stride: strided dw conv)"),
 ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mgcompile.errors import GraphError
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.meta import GraphMeta
 
 
 def step_graph(graph: Graph, step: str) -> Graph:
@@ -33,7 +34,7 @@ def step_graph(graph: Graph, step: str) -> Graph:
                          "only a step with one input and one output can be cut out")
     (feed,), (last,) = feeds, outs
     c, h, w = graph.shape(feed)
-    sliced = Graph({"spec": graph.meta_graph.get("spec"), "step": step})
+    sliced = Graph(GraphMeta(spec=graph.meta_graph.spec, sliced_step=step))
     sliced.add("input", "input", channels=c, height=h, width=w, order=(-1,))
     for n in members:
         sliced.add(n, graph.op(n), ["input" if i == feed else i for i in graph.inputs(n)], meta=graph.meta(n),

@@ -56,14 +56,15 @@ def verify(graph: Graph, *, allow_macros: bool = True) -> Graph:
 
 
 def _check_groups(name: str, op: str, attrs: dict) -> None:
-    if op in ("conv", "restrict", "prolong"):
+    d = OPS[op]
+    if d.grouped:
         groups = attrs["groups"]
         for key in ("in_channels", "out_channels"):
             if groups < 1 or attrs[key] % groups:
                 raise GraphError(f"node {name!r}: groups={groups} does not divide {key}={attrs[key]}")
         perm = attrs.get("permutation")
         if perm is not None:
-            width = attrs["in_channels"] if op == "restrict" else attrs["out_channels"]
+            width = attrs[f"{d.permutation_side}_channels"]
             if sorted(perm) != list(range(width)):
                 raise GraphError(f"node {name!r}: permutation is not a permutation of {width} channels")
     if op == "residual":

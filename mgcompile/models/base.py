@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from mgcompile.errors import SpecError
+from mgcompile.ir.meta import GraphMeta
+from mgcompile.ir.roles import mark_residual_steps
 from mgcompile.spec import Spec, skip_reason
 
 if TYPE_CHECKING:
@@ -93,21 +95,18 @@ def uneven_policy(spec: Spec) -> str:
     return spec.uneven_groups or family_of(spec).uneven
 
 
-def graph_meta(spec: Spec, uneven: str) -> dict[str, Any]:
-    """Graph-level annotations every pass may read: the spec, the MG parameters, the user's step selection."""
-    meta: dict[str, Any] = {"spec": spec.to_dict(), "notes": [], "steps": {}}
-    if spec.mg is not None:
-        meta["multigrid"] = spec.mg.to_meta(uneven)
-    return meta
+def graph_meta(spec: Spec, uneven: str) -> GraphMeta:
+    """Graph-level annotations every pass may read: the spec, the MG parameters (uneven policy resolved)."""
+    return GraphMeta(spec=spec.to_dict(), multigrid=spec.mg.replace(uneven_groups=uneven) if spec.mg else None)
 
 
 def graph_from_spec(spec: Spec) -> "Graph":
     """The base network of ``spec`` as an IR (step macros, MG parameters in graph meta)."""
     family = family_of(spec)
-    graph = family.build(spec)
-    graph.meta_graph.update(graph_meta(spec, uneven_policy(spec)))
+    graph = mark_residual_steps(family.build(spec))  # each step's input and output, by role
+    graph.meta_graph = graph_meta(spec, uneven_policy(spec))
     if spec.ignored_layers or spec.min_channels:
-        graph.meta_graph["skip"] = {
+        graph.meta_graph.skip = {
             n: reason for n in graph.nodes("residual")
             if (reason := skip_reason(n, graph.attrs(n)["out_channels"], spec.ignored_layers, spec.min_channels))
         }

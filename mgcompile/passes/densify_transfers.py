@@ -14,6 +14,7 @@ Recorded in ``meta["derive"]`` as ``{"densify": groups, "permute_in"|"permute_ou
 from __future__ import annotations
 
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.ops import opdef
 
 DEFAULT_MAX_EXPANSION = 4
 
@@ -21,13 +22,13 @@ DEFAULT_MAX_EXPANSION = 4
 def densify_transfers(graph: Graph, max_expansion: int = DEFAULT_MAX_EXPANSION) -> Graph:
     g = graph.copy()
     for n in g.nodes():
-        op = g.op(n)
-        if op not in ("restrict", "prolong"):
+        side = opdef(g.op(n)).permutation_side
+        if side is None:
             continue
         a = dict(g.attrs(n))
         if a["permutation"] is None or a["groups"] > max_expansion:
             continue
-        key = "permute_in" if op == "restrict" else "permute_out"
+        key = f"permute_{side}"
         meta = dict(g.meta(n))
         meta["derive"] = [*meta.get("derive", []), {"densify": a["groups"]}, {key: list(a["permutation"])}]
         g.nx.nodes[n]["op"] = "conv"

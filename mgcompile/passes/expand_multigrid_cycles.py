@@ -1,6 +1,6 @@
 """Replace each constant-width residual step by its multigrid-in-channels cycle.
 
-Rewrite rules (the graph's ``multigrid`` meta is an :class:`~mgcompile.multigrid.MGParams`):
+Rewrite rules (``graph.meta_graph.multigrid``, an :class:`~mgcompile.multigrid.MGParams`, says how):
 
 1. A ``residual`` step with ``in == out``, stride 1, an identity shortcut and width
    C >= θ becomes a cycle over the levels of :func:`mgcompile.spec.mg_levels` (fine
@@ -19,7 +19,10 @@ Rewrite rules (the graph's ``multigrid`` meta is an :class:`~mgcompile.multigrid
    to C_j/2 and lowered to the largest t' with 2t' | C_j (noted). ``grouped``: plain
    grouped 1x1 convs with groups = C_j / s_g.
 5. A step narrower than θ is already coarse: it stays a base step (noted).
-6. A cycle with as many or more parameters or MACs than its step is not built when
+6. Every node of the cycle records its job for the step (``ir.roles``): ``restrict``/``prolong``, ``tau``,
+   ``correction_bn`` (the BN after P), ``correction`` (z_j + BN(P(...))), and every node of a level's step
+   ``level_body`` (the coarsest's also ``coarse_level``); the step's ``step_output`` moves to level 0's output.
+7. A cycle with as many or more parameters or MACs than its step is not built when
    ``only_profitable`` (the step is kept and the report says why; so is a step whose
    levels the group size cannot split); otherwise it is built as the spec says and noted,
    and a step that cannot be cycled is an error.
@@ -41,6 +44,7 @@ from mgcompile.ir.body import LevelScale, group_problem, scale_step, step_cost, 
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
 from mgcompile.ir.rewrite import Insertion, replace_node
+from mgcompile.ir.roles import Role
 from mgcompile.multigrid import MGParams
 from mgcompile.spec import level_groups, mg_levels
 from mgcompile.steps import STEP_KINDS
@@ -156,36 +160,36 @@ def plan_cycle(a: Mapping[str, Any], mg: MGParams, step: str = "step", uneven: s
 
 
 def expand_multigrid_cycles(graph: Graph) -> Graph:
-    meta = graph.meta_graph.get("multigrid")
-    if not meta:
+    mg = graph.meta_graph.multigrid
+    if mg is None:
         return graph
-    mg = MGParams.from_meta(meta)
     g = graph.copy()
-    skip: dict = g.meta_graph.get("skip", {})
+    meta = g.meta_graph
     for name in g.nodes("residual"):
         a = g.attrs(name)
-        info = g.meta_graph["steps"].setdefault(name, {"width": a["out_channels"]})
-        if name in skip:
-            info.update(status="skipped", reason=skip[name])
+        info = meta.step(name, a["out_channels"])
+        if name in meta.skip:
+            info.status, info.reason = "skipped", meta.skip[name]
             continue
-        plan = plan_cycle(a, mg, name, meta.get("uneven_groups"))
+        plan = plan_cycle(a, mg, name, mg.uneven_groups)
         if plan.status == "problem" and not mg.only_profitable:  # a spec is built as written, or refused
             raise SpecError(f"{name}: {plan.reason}; choose a group size that divides every fine width")
         if plan.status == "problem":  # only_profitable: a step that cannot become a cycle stays, as on the module route
             plan = CyclePlan("kept", f"cannot become a cycle: {plan.reason}")
         if plan.status != "cycle":
-            info.update(status=plan.status, reason=plan.reason)
+            info.status, info.reason = plan.status, plan.reason
             if plan.reason != "channel-changing step":  # (replace_transitions notes those)
-                g.meta_graph["notes"].append(f"{name}: {plan.reason}")
+                meta.notes.append(f"{name}: {plan.reason}")
             continue
-        g.meta_graph["notes"].extend(f"{name}: {note}" for note in plan.notes)
+        meta.notes.extend(f"{name}: {note}" for note in plan.notes)
         out = _emit_cycle(g, name, plan, mg)
-        info.update(status="cycle", fine=plan.fine, coarsest=plan.coarsest, cycle=mg.cycle, transfer=mg.transfer)
+        info.status, info.fine, info.coarsest, info.cycle, info.transfer = (
+            "cycle", plan.fine, plan.coarsest, mg.cycle, mg.transfer)
         if mg.transfer == "sparse":
-            info["nnz"] = [t["nnz"] for t in plan.transfers]
-            if any(t != mg.nnz for t in info["nnz"]):
-                g.meta_graph["notes"].append(
-                    f"{name}: sparse transfer nnz per level {info['nnz']} (requested t={mg.nnz}; clamped to C_j/2 "
+            info.nnz = [t["nnz"] for t in plan.transfers]
+            if any(t != mg.nnz for t in info.nnz):
+                meta.notes.append(
+                    f"{name}: sparse transfer nnz per level {info.nnz} (requested t={mg.nnz}; clamped to C_j/2 "
                     "and to 2t | C_j)")
         replace_node(g, name, out)
     return g
@@ -198,16 +202,16 @@ def _emit_cycle(g: Graph, name: str, plan: CyclePlan, mg: MGParams) -> str:
 
     def step(level: int, inputs: list[str]) -> str:
         w = (fine + [plan.coarsest])[level]
-        return ins.add(f"{name}.level{level}", "residual", inputs,
-                       meta={"level": level, "level_width": w, "role": "coarse" if level == len(fine) else "fine"},
-                       **plan.levels[level])
+        roles = [Role.LEVEL_BODY] + ([Role.COARSE_LEVEL] if level == len(fine) else [])
+        return ins.add(f"{name}.level{level}", "residual", inputs, meta={"level": level, "level_width": w},
+                       roles=roles, **plan.levels[level])
 
     # Going down: r_j = R_j z_j, no smoothing on the way down.
     z = [x]
     for j, t in enumerate(plan.transfers):
         attrs = {k: v for k, v in t.items() if k != "nnz"}
         z.append(ins.add(f"{name}.level{j}.restrict", "restrict", [z[j]],
-                         meta={"level": j, "level_width": fine[j]}, **attrs))
+                         meta={"level": j, "level_width": fine[j]}, roles=[Role.RESTRICT], **attrs))
     # Coarsest: the fully coupled step.
     y = step(len(fine), [z[-1]])
     # Going up: τ-correction, then (multiplicative) the grouped step on the corrected z_j.
@@ -215,12 +219,12 @@ def _emit_cycle(g: Graph, name: str, plan: CyclePlan, mg: MGParams) -> str:
         w = fine[j]
         lm = {"level": j, "level_width": w}
         r = g.attrs(z[j + 1])
-        diff = ins.add(f"{name}.level{j}.tau", "sub", [y, z[j + 1]], meta=lm)
-        p = ins.add(f"{name}.level{j}.prolong", "prolong", [diff], meta=lm, in_channels=w // 2, out_channels=w,
-                    groups=r["groups"], permutation=r["permutation"])
-        corr = ins.add(f"{name}.level{j}.prolong_bn", "batchnorm", [p], meta={**lm, "role": "correction_bn"}, channels=w)
+        diff = ins.add(f"{name}.level{j}.tau", "sub", [y, z[j + 1]], meta=lm, roles=[Role.TAU])
+        p = ins.add(f"{name}.level{j}.prolong", "prolong", [diff], meta=lm, roles=[Role.PROLONG], in_channels=w // 2,
+                    out_channels=w, groups=r["groups"], permutation=r["permutation"])
+        corr = ins.add(f"{name}.level{j}.prolong_bn", "batchnorm", [p], meta=lm, roles=[Role.CORRECTION_BN], channels=w)
         if mg.cycle == "multiplicative":
-            zc = ins.add(f"{name}.level{j}.correct", "add", [z[j], corr], meta=lm)
+            zc = ins.add(f"{name}.level{j}.correct", "add", [z[j], corr], meta=lm, roles=[Role.CORRECTION])
             y = step(j, [zc])
         else:
             y = step(j, [z[j], corr])
@@ -241,14 +245,14 @@ def reasons_summary(rows: list[tuple[str, str]], limit: int = 3) -> str:
 
 def require_cycles(graph: Graph, what: str) -> Graph:
     """Raise :class:`NothingConverted` when an MG graph has no cycle: an MG name must never hold the base network."""
-    if not graph.meta_graph.get("multigrid"):
+    mg = graph.meta_graph.multigrid
+    if mg is None:
         return graph
-    steps = graph.meta_graph.get("steps", {})
-    if any(info.get("status") == "cycle" for info in steps.values()):
+    steps = graph.meta_graph.steps
+    if any(info.status == "cycle" for info in steps.values()):
         return graph
-    rows = [(name, info.get("reason", info.get("status", "?"))) for name, info in steps.items()]
-    mg = graph.meta_graph["multigrid"]
+    rows = [(name, info.reason or info.status or "?") for name, info in steps.items()]
     raise NothingConverted(
-        f"no residual step of {what} became an MG cycle at group size {mg['group_size']}, θ={mg['theta']} "
+        f"no residual step of {what} became an MG cycle at group size {mg.group_size}, θ={mg.theta} "
         f"({reasons_summary(rows)}); lower --coarsest/--group-size or drop the exclusions",
-        {"steps": steps, "multigrid": mg})
+        {"steps": {k: v.to_dict() for k, v in steps.items()}, "multigrid": mg.to_meta()})

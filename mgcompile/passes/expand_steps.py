@@ -4,7 +4,9 @@ Rewrite rules:
 
 1. ``residual(x[, extra])`` named N: its template nodes are inlined as ``N.<name>``
    (body, then shortcut, then ``N.add = add(shortcut, body[, extra])``, then post),
-   with ``x`` the step input and ``sum`` the add. A step with ``sum: none`` is its body.
+   with ``x`` the step input and ``sum`` the add (role ``residual_sum``); every inlined node
+   records its template node's name (``meta["template"]``). A step with ``sum: none`` is its body.
+   The step's output takes over the macro's ``step_output``/``step_input`` roles.
    Whatever the step kind (basic, bottleneck, inverted, ConvNeXt, an imported body):
    the kind only chose the template.
 2. ``transition(x)`` named T: ``paper``: avgpool2x2(concat(x, relu(bn(dw3x3(x))))); ``dw_stride``:
@@ -17,6 +19,7 @@ from mgcompile.errors import GraphError
 from mgcompile.ir.body import STEP_INPUT, SUM
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion, replace_node
+from mgcompile.ir.roles import Role
 
 
 def expand_steps(graph: Graph) -> Graph:
@@ -33,7 +36,8 @@ def expand_steps(graph: Graph) -> Graph:
 def _inline(ins: Insertion, n: str, nodes: list, env: dict[str, str]) -> str | None:
     last = None
     for t in nodes:
-        env[t["name"]] = last = ins.add(f"{n}.{t['name']}", t["op"], [env[i] for i in t["inputs"]], **t["attrs"])
+        env[t["name"]] = last = ins.add(f"{n}.{t['name']}", t["op"], [env[i] for i in t["inputs"]],
+                                        meta={"template": t["name"]}, **t["attrs"])
     return last
 
 
@@ -49,7 +53,7 @@ def _residual(g: Graph, n: str) -> str:
             raise GraphError(f"node {n!r}: a step without a residual sum cannot take a correction input")
         return body
     short = _inline(ins, n, a["shortcut"], env) or x
-    env[SUM] = ins.add(f"{n}.add", "add", [short, body, *extra])
+    env[SUM] = ins.add(f"{n}.add", "add", [short, body, *extra], roles=[Role.RESIDUAL_SUM])
     return _inline(ins, n, a["post"], env) or env[SUM]
 
 

@@ -1,6 +1,7 @@
 """Fold inference-mode BatchNorm into the op that feeds it (for exports and eager inference only).
 
-Rewrite rules (``bn`` a ``batchnorm`` whose input is used by nothing else):
+Rewrite rules (``bn`` a ``batchnorm`` whose input is used by nothing else, and that input an op that
+``absorbs_bn``: conv and prolong):
 
 1. ``conv -> bn``: the conv gets ``bias=True`` and the BN is removed.
 2. ``prolong -> bn`` (the BN after P, through P's permutation): the prolongation gets
@@ -17,20 +18,18 @@ never touched: this pass only runs on the inference lowering.
 from __future__ import annotations
 
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.ops import opdef
 from mgcompile.ir.rewrite import replace_node
-
-FOLDABLE = ("conv", "prolong")
-
 
 def fold_batchnorm(graph: Graph) -> Graph:
     g = graph.copy()
     for bn in g.nodes("batchnorm"):
         (src,) = g.inputs(bn)
-        if g.op(src) not in FOLDABLE or g.users(src) != [bn]:
+        if not opdef(g.op(src)).absorbs_bn or g.users(src) != [bn]:
             continue
         a = g.attrs(src)
         step = {"bn": bn, "eps": g.attrs(bn)["eps"]}
-        if g.op(src) == "prolong" and a["permutation"] is not None:
+        if opdef(g.op(src)).permutation_side == "out" and a["permutation"] is not None:
             step["channel_order"] = list(a["permutation"])  # conv channel k is BN channel perm[k]
         a["bias"] = True
         g.meta(src).setdefault("derive", []).append(step)

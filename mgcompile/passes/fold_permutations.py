@@ -15,17 +15,19 @@ Recorded in ``meta["derive"]`` as ``{"permute_in": perm}`` / ``{"permute_out": p
 from __future__ import annotations
 
 from mgcompile.ir.graph import Graph
+from mgcompile.ir.ops import opdef
 
 
 def fold_permutations(graph: Graph) -> Graph:
     g = graph.copy()
     for n in g.nodes():
-        if g.op(n) not in ("restrict", "prolong"):
+        side = opdef(g.op(n)).permutation_side
+        if side is None:
             continue
         a = g.attrs(n)
         if a["permutation"] is None or a["groups"] != 1:
             continue
-        key = "permute_in" if g.op(n) == "restrict" else "permute_out"
+        key = f"permute_{side}"
         g.meta(n).setdefault("derive", []).append({key: list(a["permutation"])})
         a["permutation"] = None
     return g

@@ -5,42 +5,45 @@ Rewrite rules (only when the graph carries MG parameters and ``transition`` is
 
 1. A ``residual`` step N of a kind that allows it (``StepKind.transition``: basic) with
    stride 2 and ``out == 2 * in`` becomes
-   ``transition(mode) -> residual(out, stride 1)``, the transition named ``N.transition``: the transition doubles the
+   ``transition(mode) -> residual(out, stride 1)``, the transition named ``N.transition`` (role ``transition``
+   for step ``N``; N's input stays N's ``step_input``: the MG step N is the transition and the cycle
+   after it): the transition doubles the
    channels and halves H, W; the constant-width step after it is then cycled like
    every other step (its body rebuilt from its template at stride 1), so a stage of n
    blocks has n cycles.
 2. Every other channel-changing step (bottlenecks, ratios other than 2, steps the user
-   excluded in ``meta_graph["skip"]``) is kept and noted: ``keep`` semantics.
+   excluded in ``meta_graph.skip``) is kept and noted: ``keep`` semantics.
 """
 
 from __future__ import annotations
 
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion
+from mgcompile.ir.roles import Role
 from mgcompile.steps import STEP_KINDS, remake
 
 
 def replace_transitions(graph: Graph) -> Graph:
-    mg = graph.meta_graph.get("multigrid")
-    if not mg or mg["transition"] == "keep":
+    mg = graph.meta_graph.multigrid
+    if mg is None or mg.transition == "keep":
         return graph
     g = graph.copy()
     for name in g.nodes("residual"):
         a = g.attrs(name)
         if a["in_channels"] == a["out_channels"] and a["stride"] == 1:
             continue
-        if name in g.meta_graph.get("skip", {}):
-            g.meta_graph["notes"].append(f"{name}: {g.meta_graph['skip'][name]}: strided step kept")
+        if name in g.meta_graph.skip:
+            g.meta_graph.notes.append(f"{name}: {g.meta_graph.skip[name]}: strided step kept")
             continue
         kind = STEP_KINDS.get(a["kind"])
         if kind is not None and kind.transition and a["stride"] == 2 and a["out_channels"] == 2 * a["in_channels"]:
             t = Insertion(g, name).add(f"{name}.transition", "transition", g.inputs(name),
-                                       meta={"step": f"{name}.transition"},
-                                       mode=mg["transition"], in_channels=a["in_channels"])
+                                       meta={"step": f"{name}.transition"}, roles=[Role.TRANSITION],
+                                       mode=mg.transition, in_channels=a["in_channels"])
             g.set_inputs(name, [t])
             a.update(remake(a, in_channels=a["out_channels"], stride=1))
         else:
-            g.meta_graph["notes"].append(
+            g.meta_graph.notes.append(
                 f"{name}: channel-changing {a['kind']} step {a['in_channels']}->{a['out_channels']} kept as in the base network"
             )
     return g

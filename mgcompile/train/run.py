@@ -21,6 +21,8 @@ from torch import nn
 
 from mgcompile.atomic import atomic_write_json
 from mgcompile.errors import MGCompileError
+from mgcompile.ir.ops import opdef
+from mgcompile.ir.roles import Role
 from mgcompile.progress import Progress
 from mgcompile.provenance import claim_folder
 from mgcompile.train import TRAIN_FILES
@@ -493,19 +495,16 @@ def zero_init_residual(model: nn.Module, graph: Any) -> int:
     (measured: gradient norm 6e8 at the first step of mg_cifar_resnet_g8c16 on digits). With it zeroed the
     whole cycle starts as the identity and its gradients are those of a plain ResNet's."""
     n = 0
-    for add in graph.nodes("add"):
-        if not add.endswith(".add") or "step" not in graph.meta(add) or len(graph.inputs(add)) < 2:
-            continue  # only the sums expand_steps writes for residual macros (a converted module's kept steps stay)
-        node = graph.inputs(add)[1]
-        while graph.op(node) in ("drop_path", "layer_scale", "squeeze_excite"):
+    for add in graph.nodes(role=Role.RESIDUAL_SUM):  # the sums expand_steps writes (a converted module's kept steps
+        node = graph.inputs(add)[1]                   # are no macros, so their sums play no role and stay)
+        while opdef(graph.op(node)).zero_init_through:
             node = graph.inputs(node)[0]
         if graph.op(node) == "batchnorm":
             model.get_submodule(node).weight.zero_()
             n += 1
-    for node in graph.nodes("batchnorm"):  # an MG cycle's corrections: BN(P(y - R z)), see below
-        if node.endswith(".prolong_bn"):
-            model.get_submodule(node).weight.zero_()
-            n += 1
+    for node in graph.nodes(role=Role.CORRECTION_BN):  # an MG cycle's corrections: BN(P(y - R z)), see above
+        model.get_submodule(node).weight.zero_()
+        n += 1
     return n
 
 

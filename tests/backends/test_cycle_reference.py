@@ -72,7 +72,7 @@ def reference_cycle(m, x, n_fine, cycle, activation):
 def test_four_level_cycle_matches_the_equations(cycle, transfer, activation, with_random_bn):
     torch.manual_seed(0)
     model, graph = one_step_model(64, group_size=8, theta=16, cycle=cycle, transfer=transfer, activation=activation)
-    assert graph.meta_graph["steps"]["step"]["fine"] == [64, 32, 16]
+    assert graph.meta_graph.steps["step"].fine == [64, 32, 16]
     with_random_bn(model)
     x = torch.randn(2, 64, 5, 5)
     with torch.no_grad():

@@ -42,7 +42,7 @@ def _net_with(layer: nn.Module) -> nn.Module:
 def test_a_layer_that_would_rebuild_wrong_is_stored_as_torchscript_and_reloads_bit_exactly(tmp_path):
     converted = mgcompile.convert(_net_with(HiddenArg(32, kind="sigmoid")), group_size=8, coarsest=16,
                                   example_input=X)
-    record = converted.mg_graph.meta_graph["opaque"]["stem_bn.1"]
+    record = converted.mg_graph.meta_graph.opaque["stem_bn.1"]
     assert record == {"class": f"{HiddenArg.__module__}:HiddenArg", "kwargs": {"channels": 32}}  # 'kind' is lost
     wrong = rebuild_opaque_modules({"stem_bn.1": record})["stem_bn.1"]
     wrong.load_state_dict(converted.get_submodule("stem_bn.1").state_dict())

@@ -67,3 +67,28 @@ def test_internal_widths_round_to_the_nearest_whole_number():
 def test_every_step_kind_has_a_template_a_policy_and_a_doc(kind):
     k = STEP_KINDS[kind]
     assert callable(k.template) and k.uneven in ("error", "floor") and k.doc
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_structural_facts_agree_with_the_attribute_schema(name):
+    d = OPS[name]
+    assert d.grouped == ("groups" in d.attrs), "an op with groups is a grouped op, and only such an op"
+    assert d.permutation_side in (None, "in", "out")
+    assert (d.permutation_side is not None) == ("permutation" in d.attrs)
+    if d.permutation_side is not None:
+        assert f"{d.permutation_side}_channels" in d.attrs
+    if d.absorbs_bn:
+        assert d.param_kind in ("conv", "transfer") and "bias" in d.attrs
+    assert not (d.in_body and (d.macro or d.io)), "macros and graph boundaries cannot sit in a step template"
+    assert not (d.zero_init_through and d.param_kind in ("conv", "norm"))
+
+
+def test_ops_and_bodies_import_one_way():
+    import ast
+    from pathlib import Path
+
+    import mgcompile.ir.ops as ops
+
+    tree = ast.parse(Path(ops.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "mgcompile.ir.body" not in imported

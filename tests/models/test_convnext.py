@@ -101,7 +101,7 @@ def test_full_size_mg_convnext_tiny_has_fewer_params():
     base = count(mgcompile.expand(mgcompile.model_spec("convnext_tiny")))
     graph = mgcompile.expand(mgcompile.model_spec("convnext_tiny", group_size=32, coarsest=64, only_profitable=True))
     mg = count(graph)
-    assert all(info["status"] == "cycle" for info in graph.meta_graph["steps"].values())
+    assert all(info.status == "cycle" for info in graph.meta_graph.steps.values())
     assert mg.params < base.params and mg.macs < base.macs
     print(f"convnext_tiny MG g32/θ64: {mg.params:,} params, {mg.macs:,} MACs "
           f"(base {base.params:,} / {base.macs:,})")

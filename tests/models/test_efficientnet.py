@@ -85,7 +85,7 @@ def test_mg_efficientnet_b0_has_fewer_params_than_base():
     graph = mgcompile.expand(spec)
     mg = count(graph)
     assert mg.params < base.params and mg.macs < base.macs
-    cycles = sorted(n for n, i in graph.meta_graph["steps"].items() if i["status"] == "cycle")
+    cycles = sorted(n for n, i in graph.meta_graph.steps.items() if i.status == "cycle")
     # the constant-width blocks at width >= θ=64: stages 4 (80), 5 (112) and 6 (192)
     assert cycles == ["stage4.block1", "stage4.block2", "stage5.block1", "stage5.block2",
                       "stage6.block1", "stage6.block2", "stage6.block3"]

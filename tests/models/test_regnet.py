@@ -109,15 +109,15 @@ def test_mg_has_fewer_params_than_base(name):
     graph = mgcompile.expand(spec)
     mg = count(graph)
     assert mg.params < base.params and mg.macs < base.macs
-    steps = graph.meta_graph["steps"]
+    steps = graph.meta_graph.steps
     for step, info in steps.items():
         stage, block = re.match(r"stage(\d)\.block(\d+)", step).groups()
         if block == "0":
-            assert info["status"] == "kept", step  # strided / width-changing
+            assert info.status == "kept", step  # strided / width-changing
         elif stage == "2":
-            assert info["status"] == "kept" and info["reason"].startswith("would not pay"), step
+            assert info.status == "kept" and info.reason.startswith("would not pay"), step
         else:
-            assert info["status"] == "cycle", step
+            assert info.status == "cycle", step
     assert (mg.params, mg.macs) == MG_G32_C64[name]
 
 
