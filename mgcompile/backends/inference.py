@@ -11,6 +11,8 @@ tested on every registry model).
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -32,10 +34,10 @@ def inference_passes(transfers: str = "gather", max_expansion: int = DEFAULT_MAX
         raise MGCompileError(f"unknown transfer form {transfers!r}; use one of {', '.join(TRANSFER_FORMS)}")
     passes: list = [fold_batchnorm, fold_permutations]
     if transfers == "dense":
+        @functools.wraps(densify_transfers)  # its name and its contract
         def densify(g: Graph) -> Graph:
             return densify_transfers(g, max_expansion)
 
-        densify.__name__ = "densify_transfers"
         passes.append(densify)
     return passes
 

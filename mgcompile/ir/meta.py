@@ -59,6 +59,7 @@ class GraphMeta:
     * ``inference``: the inference lowering's derivations (``backends/inference.py``).
     * ``sliced_step``: the step a graph was cut out of (``ir.slice``).
     * ``origin``, ``calibration``: room for issue 15's records.
+    * ``pass_log``: ``(pass, changed)`` for every pass ``run_passes`` ran to make this graph (not saved).
     """
 
     spec: dict[str, Any] | None = None
@@ -74,6 +75,7 @@ class GraphMeta:
     sliced_step: str | None = None
     origin: dict[str, Any] | None = None
     calibration: dict[str, Any] | None = None
+    pass_log: list[tuple[str, bool]] = field(default_factory=list, compare=False)  # (pass, changed); not saved
 
     def step(self, name: str, width: int) -> StepStatus:
         """The status record of step ``name`` (created, at ``width``, the first time it is asked for)."""

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
+from mgcompile.passes.contract import contract
 
 DEFAULT_MAX_EXPANSION = 4
 
 
+@contract(requires=("no_macros",))
 def densify_transfers(graph: Graph, max_expansion: int = DEFAULT_MAX_EXPANSION) -> Graph:
     g = graph.copy()
     for n in g.nodes():

@@ -48,6 +48,7 @@ from mgcompile.ir.roles import Role
 from mgcompile.multigrid import MGParams
 from mgcompile.spec import level_groups, mg_levels
 from mgcompile.steps import STEP_KINDS
+from mgcompile.passes.contract import contract
 
 
 def sparse_nnz(width: int, requested: int) -> int:
@@ -159,6 +160,7 @@ def plan_cycle(a: Mapping[str, Any], mg: MGParams, step: str = "step", uneven: s
     return plan
 
 
+@contract(requires=("not_cycled",), ensures=("steps_planned",))
 def expand_multigrid_cycles(graph: Graph) -> Graph:
     mg = graph.meta_graph.multigrid
     if mg is None:

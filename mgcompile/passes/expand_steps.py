@@ -20,8 +20,10 @@ from mgcompile.ir.body import STEP_INPUT, SUM
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion, replace_node
 from mgcompile.ir.roles import Role
+from mgcompile.passes.contract import contract
 
 
+@contract(ensures=("no_macros",))
 def expand_steps(graph: Graph) -> Graph:
     g = graph.copy()
     for name in g.nodes():

@@ -20,7 +20,9 @@ from __future__ import annotations
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
 from mgcompile.ir.rewrite import replace_node
+from mgcompile.passes.contract import contract
 
+@contract(requires=("no_macros",), ensures=("bn_folded",))
 def fold_batchnorm(graph: Graph) -> Graph:
     g = graph.copy()
     for bn in g.nodes("batchnorm"):

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
+from mgcompile.passes.contract import contract
 
 
+@contract(requires=("no_macros",), ensures=("permutations_folded",))
 def fold_permutations(graph: Graph) -> Graph:
     g = graph.copy()
     for n in g.nodes():

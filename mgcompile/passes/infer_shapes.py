@@ -5,8 +5,10 @@ from __future__ import annotations
 from mgcompile.errors import GraphError
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
+from mgcompile.passes.contract import contract
 
 
+@contract(ensures=("shapes_inferred",))
 def infer_shapes(graph: Graph) -> Graph:
     """Return a copy of ``graph`` with every node's ``shape`` set (input first, then topological)."""
     g = graph.copy()

@@ -21,8 +21,10 @@ from mgcompile.ir.graph import Graph
 from mgcompile.ir.rewrite import Insertion
 from mgcompile.ir.roles import Role
 from mgcompile.steps import STEP_KINDS, remake
+from mgcompile.passes.contract import contract
 
 
+@contract(requires=("not_cycled",))
 def replace_transitions(graph: Graph) -> Graph:
     mg = graph.meta_graph.multigrid
     if mg is None or mg.transition == "keep":

@@ -1,0 +1,81 @@
+"""Pass contracts: what an IR pass requires of its input graph and ensures of its output.
+
+A pass stays a plain ``Graph -> Graph`` function; :func:`contract` only labels it
+(``fn.requires``, ``fn.ensures``: names of :data:`CONDITIONS`). ``run_passes`` checks
+the requirements before the pass and the guarantees after it (like onnx-ir's
+``requires``/``ensures``): either failing is an :class:`~mgcompile.errors.InternalError`
+naming the pass and the condition, since a pass run in the wrong place, or one that
+does not do its job, is mgcompile's bug.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, TypeVar
+
+from mgcompile.ir.graph import Graph
+from mgcompile.ir.ops import opdef
+from mgcompile.ir.roles import Role
+
+F = TypeVar("F", bound=Callable)
+
+
+def _no_macros(g: Graph) -> bool:
+    return not any(opdef(g.op(n)).macro for n in g.nodes())
+
+
+def _shapes_inferred(g: Graph) -> bool:
+    return all(g.nx.nodes[n]["shape"] is not None for n in g.nx.nodes)
+
+
+def _not_cycled(g: Graph) -> bool:
+    return not g.nodes(role=Role.LEVEL_BODY)
+
+
+def _steps_planned(g: Graph) -> bool:
+    meta = g.meta_graph
+    return meta.multigrid is None or all(n in meta.steps or g.roles(n).get(Role.LEVEL_BODY)
+                                         for n in g.nodes("residual"))
+
+
+def _bn_folded(g: Graph) -> bool:
+    return not any(opdef(g.op(src := g.inputs(bn)[0])).absorbs_bn and g.users(src) == [bn]
+                   for bn in g.nodes("batchnorm"))
+
+
+def _permutations_folded(g: Graph) -> bool:
+    return not any(opdef(g.op(n)).permutation_side and g.attrs(n)["permutation"] is not None
+                   and g.attrs(n)["groups"] == 1 for n in g.nodes())
+
+
+#: Condition name -> (check, what it means).
+CONDITIONS: dict[str, tuple[Callable[[Graph], bool], str]] = {
+    "no_macros": (_no_macros, "no residual or transition macro is left"),
+    "shapes_inferred": (_shapes_inferred, "every node has its shape"),
+    "not_cycled": (_not_cycled, "no step has been turned into an MG cycle yet"),
+    "steps_planned": (_steps_planned, "with MG parameters, every step left has a status (cycle, kept, ...)"),
+    "bn_folded": (_bn_folded, "no BN is left after a conv or prolongation that feeds it alone"),
+    "permutations_folded": (_permutations_folded, "no one-group transfer keeps a permutation"),
+}
+
+
+def contract(*, requires: Iterable[str] = (), ensures: Iterable[str] = ()) -> Callable[[F], F]:
+    """Label a pass with the conditions it requires and ensures (names of :data:`CONDITIONS`)."""
+    requires, ensures = tuple(requires), tuple(ensures)
+    unknown = set(requires + ensures) - set(CONDITIONS)
+    if unknown:
+        raise ValueError(f"unknown pass condition(s) {', '.join(sorted(unknown))}; known: {', '.join(CONDITIONS)}")
+
+    def label(fn: F) -> F:
+        fn.requires, fn.ensures = requires, ensures  # type: ignore[attr-defined]
+        return fn
+
+    return label
+
+
+def unmet(graph: Graph, conditions: Iterable[str]) -> str | None:
+    """The first of ``conditions`` that ``graph`` does not meet, described; ``None`` when it meets them all."""
+    for name in conditions:
+        check, what = CONDITIONS[name]
+        if not check(graph):
+            return f"{name} ({what})"
+    return None
