@@ -10,7 +10,7 @@ registers it with :func:`register_family`, and names its models with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.meta import GraphMeta
