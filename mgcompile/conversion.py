@@ -39,7 +39,7 @@ from mgcompile.ir.roles import Role, mark_step
 from mgcompile.progress import stage
 from mgcompile.passes.count import count
 from mgcompile.passes.infer_shapes import infer_shapes
-from mgcompile.multigrid import MGParams
+from mgcompile.multigrid import INITS, ConversionOptions, MGParams, resolve_uneven
 from mgcompile.passes.expand_multigrid_cycles import plan_cycle, reasons_summary
 from mgcompile.passes.pipeline import run_passes
 from mgcompile.spec import skip_reason
@@ -66,22 +66,33 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
 
     ``init``: ``random`` (default) initialises every MG cycle afresh from ``seed``; ``base`` starts each
     cycle as its base step's block-diagonal (see :func:`warm_start`), for converting a trained network.
+    The keywords make an :class:`MGParams` and a :class:`ConversionOptions`; :func:`convert_with` takes those.
     """
     if init not in INITS:
         raise MGCompileError(f"init must be one of {', '.join(INITS)}, got {init!r}")
-    what = name or type(model).__name__
-    if uneven_groups is None:
-        from mgcompile.models import family_of_module
-
-        family = family_of_module(what)
-        uneven_groups = family.uneven if family is not None else None
-    params = MGParams(group_size=group_size, coarsest=coarsest, transfer_nnz=transfer_nnz, cycle=cycle,
-                      transfer=transfer, transition=transition, uneven_groups=uneven_groups, seed=seed,
-                      only_profitable=True)  # an existing network never gets a step that costs more
-    mg = params.to_meta()
     if width_mult not in (None, 1, 1.0):
         raise MGCompileError("width_mult cannot rescale an existing module's trained layers; build the base network "
                              "at the width you want (e.g. torchvision.models.mobilenet_v2(width_mult=1.4)) and convert it")
+    params = MGParams(group_size=group_size, coarsest=coarsest, transfer_nnz=transfer_nnz, cycle=cycle,
+                      transfer=transfer, transition=transition, uneven_groups=uneven_groups, seed=seed)
+    options = ConversionOptions(ignored_layers=tuple(ignored_layers), min_channels=min_channels, init=init)
+    return convert_with(model, params, options, example_input=example_input, name=name,
+                        paper_width_mult=paper_width_mult)
+
+
+def convert_with(model: nn.Module, params: MGParams, options: ConversionOptions = ConversionOptions(), *,
+                 example_input: torch.Tensor | None = None, name: str | None = None,
+                 paper_width_mult: float = 1.0) -> nn.Module:
+    """:func:`convert` from its two records (the module route; a conversion record's ``multigrid`` and
+    ``options`` rebuild the same network). ``only_profitable`` is forced on: an existing network never gets
+    a step that costs more; the uneven policy is resolved with the module's family default."""
+    what = name or type(model).__name__
+    from mgcompile.models import family_of_module
+
+    family = family_of_module(what)
+    mg = params.replace(only_profitable=True, seed=params.seed if params.seed is not None else 0,
+                        uneven_groups=resolve_uneven(params.uneven_groups, family.uneven) if family else
+                        params.uneven_groups)
     if example_input is None:
         example_input = torch.randn(1, 3, 224, 224)
     with stage(f"importing {what} with torch.fx"):
@@ -89,11 +100,33 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
         check_import(imported, example_input)
     graph = imported.graph
     base_graph = run_passes(graph.copy())  # the original network, for side-by-side audits
-    patterns = tuple(ignored_layers)
+    rows, converted, skip = _collapse_steps(graph, base_graph, mg, options)
+    expanded = _expand(graph, imported, mg, options, rows, skip, what)
+    with stage(f"building the MG network ({len(expanded)} IR nodes) and copying the kept layers' weights"):
+        lowered = lower_to_torch(expanded, opaque=imported.opaque, seed=mg.seed)
+        kept = copy_weights(expanded, imported.module, lowered)
+        if options.init == "base":
+            warm_start(expanded, imported.module, lowered, converted)
+    report = _report(rows, kept, imported, expanded, model, mg, options, name)
+    paper = paper_match(report["name"], mg, paper_width_mult, report["base_params"], report["params"])
+    if paper is not None:
+        report["paper"] = paper
+    expanded.meta_graph.conversion = report
+    expanded.meta_graph.base_graph = base_graph.to_dict()  # saved with the IR: audits compare against it
+    lowered.mg_conversion = report  # type: ignore[attr-defined]
+    lowered.train(bool(getattr(model, "training", True)))
+    return attach(lowered, expanded, None)
+
+
+def _collapse_steps(graph: Graph, base_graph: Graph, mg: MGParams,
+                    options: ConversionOptions) -> tuple[list[dict], dict, dict[str, str]]:
+    """Decide every residual sum (a report row each), mark each step's input and output in both graphs and
+    collapse the steps that change into macros. Returns the rows, per cycled step its template nodes' original
+    weights, and the steps after a transition that stay base (with why)."""
     rows: list[dict[str, Any]] = []
     skip: dict[str, str] = {}
     outputs: dict[str, str] = {}  # a collapsed block's old output node -> its macro node
-    converted: dict[str, dict[str, dict[str, str]]] = {}  # cycled step -> its template nodes' original weights
+    converted: dict[str, dict[str, dict[str, str]]] = {}
     shapes = infer_shapes(graph)
     for found in find_sums(graph):
         block = found.step
@@ -108,7 +141,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
         row = {"block": block.name, "kind": block.kind, "in_channels": block.in_channels,
                "out_channels": block.out_channels, "stride": block.stride, "modules": block.replaced}
         rows.append(row)
-        status, reason, after = _decide(block, params, patterns, min_channels)
+        status, reason, after = _decide(block, mg, options)
         row.update(status=status, reason=reason)
         if status == "converted":
             converted[block.name] = block.weights
@@ -117,35 +150,25 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
             if after is not None:
                 skip[block.name] = after
                 row["reason"] += f"; the step after it stays a base step ({after})"
-    graph.meta_graph = GraphMeta(multigrid=params, skip=skip, notes=list(imported.notes),
-                                 opaque=opaque_records(imported.opaque))
+    return rows, converted, skip
+
+
+def _expand(graph: Graph, imported: Any, mg: MGParams, options: ConversionOptions, rows: list[dict],
+            skip: dict[str, str], what: str) -> Graph:
+    """Run the spec route's passes on the collapsed graph; no cycle at all is :class:`NothingConverted`."""
+    graph.meta_graph = GraphMeta(multigrid=mg, skip=skip, notes=list(imported.notes),
+                                 opaque=opaque_records(imported.opaque), overrides=options.step_overrides.to_dict())
     try:
         expanded = run_passes(graph)
     except SpecError as exc:
         raise MGCompileError(f"conversion failed: {exc}") from None
     if not any(info.status == "cycle" for info in expanded.meta_graph.steps.values()):
         why = reasons_summary([(r["block"], r["reason"]) for r in rows]) if rows else "the network has no residual sum"
-        raise NothingConverted(f"no residual step of {what} became an MG cycle at group size {mg['group_size']}, "
-                               f"θ={mg['theta']} ({why}); nothing was converted",
-                               {"name": what, "multigrid": mg, "blocks": rows, "notes": list(imported.notes)})
-    with stage(f"building the MG network ({len(expanded)} IR nodes) and copying the kept layers' weights"):
-        lowered = lower_to_torch(expanded, opaque=imported.opaque, seed=seed)
-        kept = copy_weights(expanded, imported.module, lowered)
-        if init == "base":
-            warm_start(expanded, imported.module, lowered, converted)
-    report = _report(rows, kept, imported, expanded, model, mg, name)
-    report["init"] = init
-    paper = paper_match(report["name"], mg, paper_width_mult, report["base_params"], report["params"])
-    if paper is not None:
-        report["paper"] = paper
-    expanded.meta_graph.conversion = report
-    expanded.meta_graph.base_graph = base_graph.to_dict()  # saved with the IR: audits compare against it
-    lowered.mg_conversion = report  # type: ignore[attr-defined]
-    lowered.train(bool(getattr(model, "training", True)))
-    return attach(lowered, expanded, None)
-
-
-INITS = ("random", "base")
+        meta = mg.to_meta()
+        raise NothingConverted(f"no residual step of {what} became an MG cycle at group size {meta['group_size']}, "
+                               f"θ={meta['theta']} ({why}); nothing was converted",
+                               {"name": what, "multigrid": meta, "blocks": rows, "notes": list(imported.notes)})
+    return expanded
 
 
 @torch.no_grad()
@@ -193,9 +216,18 @@ def _stage(block: str) -> str:
     return block.rsplit(".", 1)[0] if "." in block else block
 
 
-def _decide(block: FoundStep, mg: MGParams, patterns: tuple[str, ...], min_channels: int) -> tuple[str, str, str | None]:
-    """(status, reason, skip reason for the step after a transition); :func:`plan_cycle` decides the cycles."""
-    excluded = skip_reason(block.name, block.out_channels, patterns, min_channels)
+def _decide(block: FoundStep, mg: MGParams, options: ConversionOptions) -> tuple[str, str, str | None]:
+    """(status, reason, skip reason for the step after a transition); :func:`plan_cycle` decides the cycles.
+
+    A step the selectors exclude, or overridden ``base``, stays; one overridden ``{coarsest: θ}`` is planned
+    with that θ (the cycle pass reads the same override)."""
+    excluded = skip_reason(block.name, block.out_channels, options.ignored_layers, options.min_channels)
+    override = options.step_overrides.get(block.name)
+    if excluded is None and override is not None:
+        if override.base:
+            excluded = "overridden: base"
+        else:
+            mg = mg.replace(coarsest=override.coarsest)
     kind = STEP_KINDS.get(block.kind)
     doubling = (kind is not None and kind.transition and block.stride == 2
                 and block.out_channels == 2 * block.in_channels)
@@ -211,12 +243,12 @@ def _decide(block: FoundStep, mg: MGParams, patterns: tuple[str, ...], min_chann
             return "kept", f"{why}: original layers and weights kept", None
         if excluded:
             return "kept", excluded, None
-        plan = plan_cycle(remake(step, in_channels=block.out_channels, stride=1), mg, block.name, mg.uneven_groups)
+        plan = plan_cycle(remake(step, in_channels=block.out_channels, stride=1), mg, block.name)
         after = plan.reason if plan.status in ("problem", "kept") else None
         return "transition", f"MG {mg.transition} transition {block.in_channels}->{block.out_channels}", after
     if excluded:
         return "kept", f"{excluded}; original layers and weights kept", None
-    plan = plan_cycle(step, mg, block.name, mg.uneven_groups)
+    plan = plan_cycle(step, mg, block.name)
     if plan.status in ("kept", "coarse"):
         return "kept", f"{plan.reason}; original layers and weights kept", None
     if plan.status != "cycle":
@@ -224,14 +256,14 @@ def _decide(block: FoundStep, mg: MGParams, patterns: tuple[str, ...], min_chann
     return "converted", f"MG {mg.cycle} cycle, fine levels {plan.fine}, coarsest {plan.coarsest}", None
 
 
-def _report(rows: list[dict], kept: list[str], imported: Any, expanded: Graph, model: nn.Module, mg: dict,
-            name: str | None) -> dict[str, Any]:
+def _report(rows: list[dict], kept: list[str], imported: Any, expanded: Graph, model: nn.Module, mg: MGParams,
+            options: ConversionOptions, name: str | None) -> dict[str, Any]:
     by_status = {s: sum(r["status"] == s for r in rows) for s in ("converted", "transition", "kept", "skipped")}
     params = count(expanded).params
     base = sum(p.numel() for p in model.parameters())
     report: dict[str, Any] = {
         "name": name or type(model).__name__,
-        "multigrid": mg,
+        "multigrid": mg.to_meta(),
         "blocks": rows,
         **by_status,
         "layers_kept": kept,
@@ -239,11 +271,13 @@ def _report(rows: list[dict], kept: list[str], imported: Any, expanded: Graph, m
         "notes": list(expanded.meta_graph.notes),
         "params": params,
         "base_params": base,
+        "init": options.init,
+        "options": options.to_dict(),  # with "multigrid": what rebuilds the network (convert_with)
     }
     return report
 
 
-def paper_match(name: str, mg: dict, width_mult: float, base_params: int, params: int) -> dict[str, Any] | None:
+def paper_match(name: str, mg: MGParams, width_mult: float, base_params: int, params: int) -> dict[str, Any] | None:
     """The paper row for a converted module, when it is the registry network ``name`` exactly.
 
     ``name`` is a registry name or a class name (``MobileNetV2`` -> ``mobilenet_v2``); the
@@ -261,9 +295,7 @@ def paper_match(name: str, mg: dict, width_mult: float, base_params: int, params
     base = entry.make().replace(width_mult=width_mult)
     if count(expand(base)).params != base_params:
         return None
-    spec = base.replace(group_size=mg["group_size"], coarsest=mg["theta"], cycle=mg["cycle"], transfer=mg["transfer"],
-                        transfer_nnz=mg["nnz"] if mg["nnz"] != mg["group_size"] else None, transition=mg["transition"])
-    return paper_comparison(spec, params)
+    return paper_comparison(base.replace(multigrid=mg), params)
 
 
 def format_report(report: dict[str, Any]) -> str:

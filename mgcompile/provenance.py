@@ -116,10 +116,10 @@ def _yaml(p: Path) -> bool:
         return True
     import yaml
 
-    from mgcompile.spec import Spec
+    from mgcompile.spec import SPEC_KEYS
 
     data = yaml.safe_load(text)  # a spec.yaml of an older mgcompile: every field it had, as to_yaml wrote them
-    return isinstance(data, dict) and _LEGACY_SPEC_KEYS <= set(data) <= set(Spec.__dataclass_fields__)
+    return isinstance(data, dict) and _LEGACY_SPEC_KEYS <= set(data) <= set(SPEC_KEYS)
 
 
 def _pt(p: Path) -> bool:

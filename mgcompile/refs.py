@@ -25,6 +25,7 @@ from torch import nn
 from mgcompile.api import build, expand, load, load_payload, spec_of
 from mgcompile.errors import MGCompileError
 from mgcompile.ir.graph import Graph
+from mgcompile.multigrid import ConversionOptions, MGParams, cli_fields
 from mgcompile.registry import MG_NAME, list_models, model_spec
 from mgcompile.spec import Spec
 
@@ -69,8 +70,10 @@ def torchvision_models() -> list[str]:
     return models.list_models(module=models)
 
 
-_CONVERT_KEYS = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "uneven_groups", "seed",
-                 "init")
+# What the module route passes on: the MG fields that are flags (MGParams' ``cli`` metadata), ``seed`` (``--seed``,
+# the MG seed) and ``init``; ``ignored_layers``/``min_channels`` join ``init`` in a ConversionOptions.
+_MG_KEYS = tuple(f.name for f in cli_fields())
+_CONVERT_KEYS = (*_MG_KEYS, "seed", "init")
 
 
 def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int = 0, **overrides: Any) -> Resolved:
@@ -207,7 +210,7 @@ def _convert_saved(ref: str, graph: Graph, overrides: dict[str, Any]) -> Resolve
 def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, Any]) -> Resolved:
     import torch
 
-    from mgcompile.conversion import convert
+    from mgcompile.conversion import convert_with
 
     extra = sorted(set(overrides) - set(_CONVERT_KEYS) - {"num_classes", "width_mult", "input_size", "in_channels",
                                                            "ignored_layers", "min_channels"})
@@ -218,8 +221,9 @@ def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, 
         raise MGCompileError(f"converting {ref} needs --group-size (the MG group size s_g)")
     h, w = overrides.get("input_size", (224, 224))
     example = torch.randn(1, overrides.get("in_channels", 3), h, w)
-    kwargs = {k: overrides[k] for k in _CONVERT_KEYS if k in overrides}
-    converted = convert(model, example_input=example, ignored_layers=overrides.get("ignored_layers", ()),
-                        min_channels=overrides.get("min_channels", 0), name=name, width_mult=None,
-                        paper_width_mult=float(overrides.get("width_mult", 1.0)), **kwargs)
+    params = MGParams(**{k: overrides[k] for k in (*_MG_KEYS, "seed") if k in overrides})
+    options = ConversionOptions(ignored_layers=tuple(overrides.get("ignored_layers", ())),
+                                min_channels=overrides.get("min_channels", 0), init=overrides.get("init", "random"))
+    converted = convert_with(model, params, options, example_input=example, name=name,
+                             paper_width_mult=float(overrides.get("width_mult", 1.0)))
     return Resolved(ref, "torch", None, converted.mg_graph, report=converted.mg_conversion, _model=converted)

@@ -1,17 +1,21 @@
-"""The network spec: a frozen, validated description of a base network plus MG parameters.
+"""The network spec: a frozen, validated description of a base network plus its MG parameters.
 
-A spec is the compiler's source program. It is deliberately flat (one field per
-knob) so that it maps one-to-one onto CLI flags and YAML keys, and it round-trips
-losslessly: ``Spec.from_dict(spec.to_dict()) == spec``.
+A spec is the compiler's source program: the base network's fields (one per knob, as the
+CLI flags and YAML keys), ``seed`` (the base network's init; the MG seed defaults to it),
+the user's step selectors (``ignored_layers``, ``min_channels``), ``multigrid`` (the one
+:class:`~mgcompile.multigrid.MGParams` record, ``None`` for a base network with default MG
+settings) and ``step_overrides`` (per-step decisions, a
+:class:`~mgcompile.multigrid.StepOverrides`). It round-trips losslessly:
+``Spec.from_dict(spec.to_dict()) == spec``.
 
-Multigrid parameters (see ``docs/levels.md``):
+The MG fields are also flat *views*: ``Spec(group_size=32)``, ``spec.group_size``,
+``spec.replace(group_size=16, coarsest=32)`` read and write ``spec.multigrid``.
 
-* ``group_size`` (s_g): channels per group in fine-level convolutions. ``None``
-  means the plain base network.
-* ``coarsest`` (θ, the "Coarsest c_in" column of the paper's tables): every width
-  >= θ is a fine level; the fully coupled step runs at the first halving *below* θ
-  (θ/2 for power-of-two widths). Defaults to 2·s_g.
-* ``transfer_nnz`` (t): nonzeros per row of the sparse prolongation; defaults to s_g.
+Spec file format 3 (written by :meth:`Spec.to_dict`/``to_yaml``): the base network's fields,
+``seed``, the selectors, then the nested ``multigrid:`` block (every MGParams field; ``null``
+for a base network with default MG settings), then ``step_overrides:`` (``{step: base |
+{coarsest: θ}}``), then ``name``, ``paper``, ``version``. Formats 1 and 2 (flat MG keys) still
+load and build the identical network; a spec read from such a file writes that flat form back.
 """
 
 from __future__ import annotations
@@ -26,13 +30,23 @@ from typing import Any, Mapping
 import yaml
 
 from mgcompile.errors import SpecError, first_line
-from mgcompile.multigrid import CYCLES, TRANSFERS, TRANSITIONS, UNEVEN_GROUPS, MGParams  # noqa: F401 (re-exported)
+from mgcompile.multigrid import (CYCLES, FIELD_NAMES, TRANSFERS, TRANSITIONS, UNEVEN_GROUPS,  # noqa: F401 (re-exported)
+                                 MGParams, StepOverrides, check_stage_divisibility, level_groups, mg_levels)
 
-SPEC_FORMAT_VERSION = 2  # 2 added `variant` and `only_profitable`; version-1 files read unchanged
-READABLE_VERSIONS = (1, 2)
+SPEC_FORMAT_VERSION = 3  # 3 nests the MG fields in `multigrid` and adds `step_overrides`; 2 added `variant` and
+#                          `only_profitable`; version-1 and -2 files read unchanged
+READABLE_VERSIONS = (1, 2, 3)
 
 STEMS = ("cifar", "imagenet")
 ACTIVATIONS = ("post", "pre")
+
+# The flat spec keys that are views of `Spec.multigrid` (every MG field but `seed`, which is `Spec.seed`)
+MG_VIEWS: tuple[str, ...] = tuple(n for n in FIELD_NAMES if n != "seed")
+# Formats 1 and 2: every key, in the order mgcompile wrote them
+FLAT_KEYS = ("arch", "variant", "block", "channels", "blocks", "stem", "stem_channels", "width_mult", "in_channels",
+             "num_classes", "input_size", "group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition",
+             "activation", "uneven_groups", "ignored_layers", "min_channels", "only_profitable", "seed", "name", "paper",
+             "version")
 
 
 @dataclass(frozen=True)
@@ -46,9 +60,13 @@ class PaperRow:
     note: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Spec:
-    """A base network (``group_size is None``) or its multigrid-in-channels version."""
+    """A base network (``multigrid is None`` or no group size) or its multigrid-in-channels version.
+
+    Construct with keywords: every field, and the flat MG views (``group_size=...``), which are
+    applied on top of ``multigrid``.
+    """
 
     arch: str = "resnet"
     variant: str | None = None
@@ -61,27 +79,47 @@ class Spec:
     in_channels: int = 3
     num_classes: int = 1000
     input_size: tuple[int, int] = (224, 224)
-    group_size: int | None = None
-    coarsest: int | None = None
-    cycle: str = "multiplicative"
-    transfer: str = "sparse"
-    transfer_nnz: int | None = None
-    transition: str = "paper"
     activation: str = "post"
-    uneven_groups: str | None = None
     ignored_layers: tuple[str, ...] = ()
     min_channels: int = 0
-    only_profitable: bool = False
     seed: int = 0
+    multigrid: MGParams | None = None
+    step_overrides: StepOverrides = StepOverrides()
     name: str | None = None
     paper: PaperRow | None = None
     version: int = SPEC_FORMAT_VERSION
+
+    def __init__(self, **values: Any) -> None:
+        views = {k: values.pop(k) for k in MG_VIEWS if k in values}
+        for f in fields(Spec):
+            object.__setattr__(self, f.name, values.pop(f.name) if f.name in values else f.default)
+        if values:
+            raise TypeError(f"Spec() got unexpected keyword argument(s) {', '.join(sorted(values))}")
+        mg = self.multigrid
+        if isinstance(mg, Mapping):
+            mg = MGParams.from_dict(mg)
+        if views:
+            mg = (mg if isinstance(mg, MGParams) else MGParams()).replace(**views)
+        if mg == MGParams():
+            mg = None  # nothing MG set: the base network
+        object.__setattr__(self, "multigrid", mg)
+        object.__setattr__(self, "step_overrides", StepOverrides.of(self.step_overrides))
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         for name in ("channels", "blocks", "input_size", "ignored_layers"):  # lists from JSON / Python callers
             if isinstance(value := getattr(self, name), list):
                 object.__setattr__(self, name, tuple(value))
         _validate(self)
+
+    # ---- the flat MG views -------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        """``spec.group_size`` etc.: ``multigrid.<name>`` for every MG field but ``seed`` (its default without
+        MG parameters). Only reached when normal attribute lookup fails."""
+        if name in MG_VIEWS:
+            mg = self.__dict__.get("multigrid")
+            return getattr(mg if mg is not None else MGParams(), name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ---- derived values -------------------------------------------------------------
     @property
@@ -90,12 +128,10 @@ class Spec:
 
     @property
     def mg(self) -> MGParams | None:
-        """The MG parameters as their one validated record (``None``: the base network)."""
-        if self.group_size is None:
+        """The MG record with its seed resolved (the spec's when it names none); ``None``: the base network."""
+        if self.multigrid is None or self.multigrid.group_size is None:
             return None
-        return MGParams(group_size=self.group_size, coarsest=self.coarsest, transfer_nnz=self.transfer_nnz,
-                        cycle=self.cycle, transfer=self.transfer, transition=self.transition,
-                        uneven_groups=self.uneven_groups, seed=self.seed, only_profitable=self.only_profitable)
+        return self.multigrid if self.multigrid.seed is not None else self.multigrid.replace(seed=self.seed)
 
     @property
     def theta(self) -> int | None:
@@ -121,28 +157,34 @@ class Spec:
     def base(self) -> "Spec":
         """The same network without multigrid (the comparison baseline)."""
         return self.replace(group_size=None, coarsest=None, transfer_nnz=None, paper=None, ignored_layers=(),
-                            min_channels=0, uneven_groups=None)
+                            min_channels=0, uneven_groups=None, step_overrides=StepOverrides())
 
     def replace(self, **changes: Any) -> "Spec":
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (fields or flat MG views)."""
+        return Spec(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
 
     # ---- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The spec file form of ``version`` (3: nested ``multigrid``; 1 and 2: flat, as they were written)."""
+        flat = self.version < 3 and not self.step_overrides and (self.multigrid is None or self.multigrid.seed is None)
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for key in FLAT_KEYS if flat else [f.name for f in fields(self)]:
+            value = getattr(self, key)
             if isinstance(value, tuple):
                 value = list(value)
-            elif isinstance(value, PaperRow):
+            elif isinstance(value, (PaperRow, MGParams)):
                 value = dataclasses.asdict(value)
-            out[f.name] = value
+            elif isinstance(value, StepOverrides):
+                value = value.to_dict()
+            out[key] = value
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Spec":
+        """Read any readable format (the flat MG keys of formats 1 and 2, or the ``multigrid`` block)."""
         if not isinstance(data, Mapping):
             raise SpecError(f"spec must be a mapping of field: value, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
+        known = set(SPEC_KEYS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError(
@@ -191,47 +233,6 @@ def scale_width(channels: int, mult: float) -> int:
     if mult == 1.0:
         return channels
     return max(2, int(round(channels * mult / 2.0)) * 2)
-
-
-def mg_levels(width: int, theta: int) -> tuple[list[int], int] | None:
-    """Fine level widths and the coarsest width of a cycle at ``width`` (the level rule).
-
-    Every width >= θ is a fine level, halving from one to the next; the fully coupled
-    step runs at the first width below θ. Returns ``None`` for a block narrower than
-    θ (already coarse: it stays the base step).
-    """
-    if width < theta:
-        return None
-    fine: list[int] = []
-    w = width
-    while w >= theta:
-        if w % 2:
-            raise SpecError(
-                f"level width {w} (cycle at width {width}) is odd and cannot be halved; "
-                "use channels whose levels down to coarsest stay even"
-            )
-        fine.append(w)
-        w //= 2
-    return fine, w
-
-
-def level_groups(width: int, group_size: int, uneven: str = "error") -> int:
-    """Groups of a fine-level step at ``width``: C_j / s_g, one group when C_j <= s_g.
-
-    When s_g does not divide C_j, ``uneven="error"`` raises :class:`SpecError` and
-    ``"floor"`` uses the largest group count <= ⌊C_j / s_g⌋ that divides C_j / 2 (groups
-    somewhat wider than s_g; dividing the half width keeps grouped transfers valid).
-    """
-    if width <= group_size:
-        return 1
-    if width % group_size == 0:
-        return width // group_size
-    if uneven != "floor":
-        raise SpecError(f"group_size {group_size} does not divide width {width}")
-    groups = width // group_size
-    while (width // 2) % groups:
-        groups -= 1
-    return groups
 
 
 def _int_tuple(key: str, value: Any) -> tuple[int, ...]:
@@ -307,38 +308,15 @@ def _validate(spec: Spec) -> None:
         )
     if len(spec.input_size) != 2 or any(s < 1 for s in spec.input_size):
         raise SpecError(f"field 'input_size' must be H,W (two positive integers), got {list(spec.input_size)}")
-    if spec.group_size is None:
-        if spec.ignored_layers or spec.min_channels:  # (only_profitable may sit on a base spec: it waits for MG)
-            raise SpecError("fields 'ignored_layers'/'min_channels' select steps for MG: they need 'group_size'")
-        if not isinstance(spec.only_profitable, bool):
-            raise SpecError(f"field 'only_profitable' must be true or false, got {spec.only_profitable!r}")
-        for name in ("coarsest", "transfer_nnz"):
-            if getattr(spec, name) is not None:
-                raise SpecError(f"field '{name}' needs 'group_size' (the MG group size); set group_size or drop {name}")
-        for name, allowed in (("cycle", CYCLES), ("transfer", TRANSFERS), ("transition", TRANSITIONS)):
-            _choice(spec, name, allowed)
-        if spec.uneven_groups is not None:
-            _choice(spec, "uneven_groups", UNEVEN_GROUPS)
-        if not isinstance(spec.seed, int) or isinstance(spec.seed, bool):
-            raise SpecError(f"field 'seed' must be an integer, got {spec.seed!r}")
-        return
-    spec.mg  # noqa: B018  (MGParams validates every MG field)
+    if not isinstance(spec.seed, int) or isinstance(spec.seed, bool):
+        raise SpecError(f"field 'seed' must be an integer, got {spec.seed!r}")
+    if spec.multigrid is not None and not isinstance(spec.multigrid, MGParams):
+        raise SpecError(f"field 'multigrid' must be a mapping of MG field: value, got {spec.multigrid!r}")
+    if spec.group_size is None and (spec.ignored_layers or spec.min_channels or spec.step_overrides):
+        raise SpecError("fields 'ignored_layers'/'min_channels'/'step_overrides' select steps for MG: "
+                        "they need 'group_size'")
+    # (every MG field was validated by MGParams when the record was made)
 
 
-def check_stage_divisibility(spec: Spec, policy: str, widths: tuple[int, ...] | None = None) -> None:
-    """With ``policy`` error, name the stage and level whose width s_g does not divide (before any expansion)."""
-    if spec.mg is None or policy == "floor":
-        return
-    for stage, width in enumerate(widths or spec.stage_channels, start=1):
-        levels = mg_levels(width, spec.mg.theta)
-        if levels is None:
-            continue
-        for level, w in enumerate(levels[0]):
-            try:
-                level_groups(w, spec.mg.group_size)
-            except SpecError:
-                raise SpecError(
-                    f"group_size {spec.mg.group_size} does not divide the {w} channels of stage{stage} level{level}; "
-                    f"choose a group size that divides every fine width ({', '.join(map(str, levels[0]))}) "
-                    "or set uneven_groups: floor"
-                ) from None
+# Every key a spec file may hold: the fields and the flat MG views of formats 1 and 2
+SPEC_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Spec)) + MG_VIEWS

@@ -9,15 +9,21 @@ from mgcompile.api import expand
 from mgcompile.passes.count import count
 from mgcompile.registry import list_spec_files, model_spec
 from mgcompile.models import uneven_policy
-from mgcompile.spec import Spec
+from mgcompile.spec import SPEC_FORMAT_VERSION, Spec
 
 
 _IDENTITY_FREE = ("name", "paper", "seed", "version")
 
 
 def _architecture(spec: Spec) -> dict[str, Any]:
-    """The fields that decide a network's architecture (not its name, paper row or init seed)."""
-    d = spec.replace(uneven_groups=uneven_policy(spec)).to_dict()
+    """The fields that decide a network's architecture (not its name, paper row, init seed or file format; the MG
+    record with θ, t and the uneven policy resolved, without its seed and ``only_profitable``, which decides
+    which steps are built, not what one is)."""
+    mg = spec.multigrid
+    if mg is not None:
+        resolved = {"coarsest": mg.theta, "transfer_nnz": mg.nnz} if mg.group_size is not None else {}
+        mg = mg.replace(uneven_groups=uneven_policy(spec), seed=None, only_profitable=False, **resolved)
+    d = spec.replace(multigrid=mg, version=SPEC_FORMAT_VERSION).to_dict()
     for key in _IDENTITY_FREE:
         d.pop(key)
     d["stage_channels"], d["channels"], d["width_mult"] = list(spec.stage_channels), None, None

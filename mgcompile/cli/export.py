@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mgcompile.cli.options import echo_json, mg_options
+from mgcompile.cli.options import echo_json, mg_options, multigrid_metadata
 from mgcompile.exporters import targets
 
 
@@ -42,8 +42,8 @@ def command(ref: str, overrides: dict, fmt: str | None, target: str | None, out:
 
     ONNX uses torch.onnx.export(dynamo=True) with one self-contained file (weights over
     1.5 GiB, or --external-data: OUTPUT plus OUTPUT.data, written together), input
-    `input` and output `logits`; the spec and mgcompile version are stored in the
-    model's metadata. ONNX Runtime runs on CUDA too when a GPU is present.
+    `input` and output `logits`; the spec, the resolved MG record (`mgcompile_multigrid`, JSON) and the
+    mgcompile version are stored in the model's metadata. ONNX Runtime runs on CUDA too when a GPU is present.
     """
     from mgcompile.exporters.export import check_target, export_model, resolve_target
     from mgcompile.exporters.onnx_export import check_opset
@@ -62,6 +62,8 @@ def command(ref: str, overrides: dict, fmt: str | None, target: str | None, out:
     metadata = {"mgcompile_ref": ref}
     if r.spec is not None:
         metadata["mgcompile_spec"] = r.spec.to_json()
+    if r.graph.meta_graph.multigrid is not None:  # every route: the MG record the network was built with, resolved
+        metadata["mgcompile_multigrid"] = multigrid_metadata(r.graph)
     report = export_model(r.model(), shape, out, fmt=fmt, opset=opset, dynamic_batch=dynamic_batch,
                           optimize=optimize, verify=verify, metadata=metadata, reference=r.reference, target=target,
                           external_data=external_data)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable
 
 import click
 
 from mgcompile.errors import MGCompileError
-from mgcompile.spec import ACTIVATIONS, CYCLES, TRANSFERS, TRANSITIONS, UNEVEN_GROUPS
+from mgcompile.multigrid import cli_fields
+from mgcompile.spec import ACTIVATIONS
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -20,31 +22,47 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(f"expected comma-separated integers like 64,128,256,512, got {value!r}") from None
 
 
+def _mg_option(f: dataclasses.Field) -> Callable:
+    """The click option of one MG field, from its ``metadata["cli"]`` (``--group-size`` for ``group_size``)."""
+    cli = f.metadata["cli"]
+    if cli["choices"] is not None:
+        kind: Any = click.Choice(cli["choices"])
+    elif cli["least"] is not None:
+        kind = click.IntRange(min=cli["least"])
+    else:
+        kind = int
+    names = ["--" + f.name.replace("_", "-")] + ([cli["short"]] if cli["short"] else [])
+    return click.option(*names, f.name, type=kind, help=cli["help"])
+
+
+# Spec flags of the base network (hand-written: they are Spec fields, not MG parameters)
+_SPEC_OPTIONS = {
+    "activation": click.option("--activation", type=click.Choice(ACTIVATIONS), help="post (torchvision, default) or pre (paper eq. 1)."),
+    "channels": click.option("--channels", callback=_int_list, help="Channels per stage, e.g. 64,128,256,512."),
+    "width_mult": click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), help="Multiply every stage width."),
+    "blocks": click.option("--blocks", callback=_int_list, help="Residual steps per stage, e.g. 3,4,6,3."),
+    "num_classes": click.option("--num-classes", type=click.IntRange(min=1), help="Classifier outputs."),
+    "input_size": click.option("--input-size", callback=_int_list, help="Input C,H,W (or H,W), e.g. 3,224,224."),
+    "seed": click.option("--seed", type=int, help="Seed of the init and the sparse transfer permutations."),
+}
+# --help lists the MG flags first, --activation after --transition (where it always stood)
+_AFTER = {"transition": ("activation",)}
+
+
 def mg_options(fn: Callable) -> Callable:
-    """The spec flags every REF-taking command accepts (all optional; unset = the REF's own value)."""
-    opts = [
-        click.option("--group-size", "-g", type=click.IntRange(min=1), help="MG group size s_g (channels per group on fine levels). Without it: the base network."),
-        click.option("--coarsest", "-c", type=click.IntRange(min=2), help="Level threshold θ ('Coarsest c_in' in the paper's tables): widths >= θ are fine levels; the fully coupled step runs at the first halving below θ. Default 2*s_g."),
-        click.option("--cycle", type=click.Choice(CYCLES), help="MG cycle (default multiplicative, Algorithm 1)."),
-        click.option("--transfer", type=click.Choice(TRANSFERS), help="Restriction/prolongation kind (default sparse, the paper's)."),
-        click.option("--transfer-nnz", type=click.IntRange(min=1), help="Nonzeros per row of the sparse P (t; default s_g)."),
-        click.option("--transition", type=click.Choice(TRANSITIONS), help="Channel-doubling stage transition (default paper)."),
-        click.option("--activation", type=click.Choice(ACTIVATIONS), help="post (torchvision, default) or pre (paper eq. 1)."),
-        click.option("--uneven-groups", type=click.Choice(UNEVEN_GROUPS), help="A fine level s_g does not divide: error (ResNet default) or floor (⌊C_j/s_g⌋ wider groups; MobileNetV2 default)."),
-        click.option("--channels", callback=_int_list, help="Channels per stage, e.g. 64,128,256,512."),
-        click.option("--width-mult", type=click.FloatRange(min=0, min_open=True), help="Multiply every stage width."),
-        click.option("--blocks", callback=_int_list, help="Residual steps per stage, e.g. 3,4,6,3."),
-        click.option("--num-classes", type=click.IntRange(min=1), help="Classifier outputs."),
-        click.option("--input-size", callback=_int_list, help="Input C,H,W (or H,W), e.g. 3,224,224."),
-        click.option("--seed", type=int, help="Seed of the init and the sparse transfer permutations."),
-    ]
-    for opt in reversed(opts):
+    """The spec flags every REF-taking command accepts (all optional; unset = the REF's own value): one per MG
+    field with ``cli`` metadata (:func:`mgcompile.multigrid.cli_fields`), then the base network's."""
+    opts: list[tuple[str, Callable]] = []
+    for f in cli_fields():
+        opts.append((f.name, _mg_option(f)))
+        opts.extend((k, _SPEC_OPTIONS[k]) for k in _AFTER.get(f.name, ()))
+    opts.extend((k, o) for k, o in _SPEC_OPTIONS.items() if k not in {n for n, _ in opts})
+    for _, opt in reversed(opts):
         fn = opt(fn)
+    keys = tuple(k for k, _ in opts)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        keys = ("group_size", "coarsest", "cycle", "transfer", "transfer_nnz", "transition", "activation", "uneven_groups",
-                "channels", "width_mult", "blocks", "num_classes", "input_size", "seed")
         overrides = {k: kwargs.pop(k) for k in keys}
         size = overrides.pop("input_size")
         if size is not None:
@@ -56,6 +74,13 @@ def mg_options(fn: Callable) -> Callable:
         return fn(*args, overrides=overrides, **kwargs)
 
     return wrapper
+
+
+def multigrid_metadata(graph: Any) -> str:
+    """The resolved MG record of a built network (θ, t, uneven policy and seed as used), as export metadata JSON."""
+    import json
+
+    return json.dumps(graph.meta_graph.multigrid.to_meta(), sort_keys=True)
 
 
 def echo_json(data: Any) -> None:

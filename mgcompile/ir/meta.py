@@ -123,8 +123,9 @@ class GraphMeta:
 
 
 def _spec_without_mg(spec: Mapping[str, Any], mg: MGParams | None) -> dict[str, Any]:
-    """A spec's MG fields are stored once, in ``multigrid``: drop those the record holds with the same value."""
-    if mg is None:
+    """A spec's MG fields are stored once, in ``multigrid``: drop those the record holds with the same value
+    (a flat spec's; a format-3 spec nests its MG fields and keeps its own ``seed``)."""
+    if mg is None or "multigrid" in spec:
         return dict(spec)
     record = dataclasses.asdict(mg)
     return {k: v for k, v in spec.items() if not (k in MG_FIELDS and record[k] == v)}

@@ -10,11 +10,12 @@ registers it with :func:`register_family`, and names its models with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.meta import GraphMeta
 from mgcompile.ir.roles import mark_residual_steps
+from mgcompile.multigrid import check_stage_divisibility, resolve_uneven
 from mgcompile.spec import Spec, skip_reason
 
 if TYPE_CHECKING:
@@ -27,8 +28,11 @@ class Family:
 
     * ``build``: spec -> the base network's IR (MG is applied by passes, never here).
     * ``blocks``: the spec ``block`` values the family accepts.
-    * ``uneven``: its uneven-groups default (``error`` only for the paper's ResNets).
+    * ``uneven``: its uneven-groups default (``error`` only for the paper's ResNets), stated
+      here once; :func:`mgcompile.multigrid.resolve_uneven` applies it.
     * ``validate``: family checks beyond the generic ones (a stage count, a variant).
+    * ``stage_widths``: spec -> the width of each stage's steps (default ``spec.stage_channels``);
+      :func:`family_of` checks that s_g divides their fine levels when the policy is ``error``.
     * ``torchvision``: torchvision models of the same architecture (for the docs and
       ``mgcompile list``; ``torchvision:NAME`` converts the module instead).
     * ``module_names``: fnmatch patterns of torchvision / timm model names (and lower-case
@@ -41,6 +45,7 @@ class Family:
     blocks: tuple[str, ...]
     uneven: str = "floor"
     validate: Callable[[Spec], None] | None = None
+    stage_widths: Callable[[Spec], tuple[int, ...]] | None = None
     torchvision: tuple[str, ...] = ()
     module_names: tuple[str, ...] = ()
     doc: str = ""
@@ -79,6 +84,8 @@ def family_of(spec: Spec) -> Family:
         raise SpecError(f"field 'block' is {spec.block!r} for arch {spec.arch}; allowed values: {', '.join(family.blocks)}")
     if family.validate is not None:
         family.validate(spec)
+    widths = family.stage_widths(spec) if family.stage_widths is not None else spec.stage_channels
+    check_stage_divisibility(spec.mg, uneven_policy(spec), widths)
     return family
 
 
@@ -92,12 +99,15 @@ def family_of_module(name: str) -> Family | None:
 
 def uneven_policy(spec: Spec) -> str:
     """What a fine level s_g does not divide gets: the spec's choice, else its family's default."""
-    return spec.uneven_groups or family_of(spec).uneven
+    family = FAMILIES.get(spec.arch)
+    return resolve_uneven(spec.uneven_groups, family.uneven if family is not None else None)
 
 
 def graph_meta(spec: Spec, uneven: str) -> GraphMeta:
-    """Graph-level annotations every pass may read: the spec, the MG parameters (uneven policy resolved)."""
-    return GraphMeta(spec=spec.to_dict(), multigrid=spec.mg.replace(uneven_groups=uneven) if spec.mg else None)
+    """Graph-level annotations every pass may read: the spec, the MG parameters (uneven policy resolved) and the
+    spec's per-step overrides."""
+    return GraphMeta(spec=spec.to_dict(), multigrid=spec.mg.replace(uneven_groups=uneven) if spec.mg else None,
+                     overrides=spec.step_overrides.to_dict())
 
 
 def graph_from_spec(spec: Spec) -> "Graph":
@@ -111,3 +121,21 @@ def graph_from_spec(spec: Spec) -> "Graph":
             if (reason := skip_reason(n, graph.attrs(n)["out_channels"], spec.ignored_layers, spec.min_channels))
         }
     return graph
+
+
+def add_stages(g: "Graph", x: str, width: int, stages: "Iterable[Iterable[dict[str, Any]]]",
+               enter: "Callable[[int, str, int], tuple[str, int]] | None" = None) -> tuple[str, int]:
+    """Every family's stage loop: one ``residual`` macro per step, named ``stage<s>.block<b>`` (s from 1).
+
+    ``stages`` yields, per stage, the template attributes of its steps (``make_step(...)``) in order;
+    ``enter(s, x, width)`` adds layers ahead of stage s (ConvNeXt's downsampling) and returns the new
+    (node, width). Returns the last step's output node and width.
+    """
+    for s, steps in enumerate(stages, start=1):
+        if enter is not None:
+            x, width = enter(s, x, width)
+        for b, step in enumerate(steps):
+            name = f"stage{s}.block{b}"
+            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
+            width = step["out_channels"]
+    return x, width

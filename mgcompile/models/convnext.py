@@ -33,8 +33,8 @@ from __future__ import annotations
 
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
-from mgcompile.models.base import Family, register_family, register_model
-from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.models.base import Family, add_stages, register_family, register_model
+from mgcompile.spec import Spec
 from mgcompile.steps import make_step
 
 #: torchvision's ``stochastic_depth_prob`` per variant
@@ -63,19 +63,20 @@ def convnext_graph(spec: Spec) -> Graph:
     x = g.add("stem.conv", "conv", [x], in_channels=spec.in_channels, out_channels=widths[0], kernel=STEM_PATCH,
               stride=STEM_PATCH, padding=0, bias=True, meta=meta)
     x = g.add("stem.norm", "layernorm", [x], channels=widths[0], eps=NORM_EPS, meta=meta)
-    width = widths[0]
-    for s, (c, n) in enumerate(zip(widths, spec.blocks), start=1):
-        if c != width:  # torchvision's downsampling layer, ahead of the stage it feeds
-            meta = {"stage": f"stage{s}"}
-            x = g.add(f"stage{s}.downsample.norm", "layernorm", [x], channels=width, eps=NORM_EPS, meta=meta)
-            x = g.add(f"stage{s}.downsample.conv", "conv", [x], in_channels=width, out_channels=c, kernel=2,
-                      stride=2, padding=0, bias=True, meta=meta)
-            width = c
-        for b in range(n):
-            name = f"stage{s}.block{b}"
-            step = make_step("convnext", channels=c, kernel=7, expansion=4, layer_scale=LAYER_SCALE,
-                             drop_path=next(rates))
-            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
+
+    def downsample(s: int, x: str, width: int) -> tuple[str, int]:  # torchvision's, ahead of the stage it feeds
+        c = widths[s - 1]
+        if c == width:
+            return x, width
+        meta = {"stage": f"stage{s}"}
+        x = g.add(f"stage{s}.downsample.norm", "layernorm", [x], channels=width, eps=NORM_EPS, meta=meta)
+        x = g.add(f"stage{s}.downsample.conv", "conv", [x], in_channels=width, out_channels=c, kernel=2,
+                  stride=2, padding=0, bias=True, meta=meta)
+        return x, c
+
+    stages = ([make_step("convnext", channels=c, kernel=7, expansion=4, layer_scale=LAYER_SCALE,
+                         drop_path=next(rates)) for _ in range(n)] for c, n in zip(widths, spec.blocks))
+    x, width = add_stages(g, x, widths[0], stages, enter=downsample)
     meta = {"stage": "head"}
     x = g.add("head.pool", "global_avgpool", [x], meta=meta)
     x = g.add("head.norm", "layernorm", [x], channels=width, eps=NORM_EPS, meta=meta)
@@ -97,7 +98,6 @@ def _validate(spec: Spec) -> None:
     if spec.stem_channels is not None and spec.stem_channels != spec.channels[0]:
         raise SpecError(f"field 'stem_channels' is {spec.stem_channels}: the convnext stem outputs the first stage "
                         f"width {spec.channels[0]} (leave it unset)")
-    check_stage_divisibility(spec, spec.uneven_groups or "floor")
 
 
 register_family(Family("convnext", convnext_graph, blocks=("convnext",), uneven="floor", validate=_validate,

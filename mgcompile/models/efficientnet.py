@@ -38,9 +38,9 @@ from __future__ import annotations
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.models.layers import add_input, classifier, conv_bn_act
-from mgcompile.models.base import Family, register_family, register_model
+from mgcompile.models.base import Family, add_stages, register_family, register_model
 from mgcompile.models.mobilenet import make_divisible
-from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.spec import Spec
 from mgcompile.steps import make_step
 
 VARIANTS = ("b0",)
@@ -68,23 +68,27 @@ def efficientnet_graph(spec: Spec) -> Graph:
     stem, widths = efficientnet_widths(spec)
     x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="silu",
                     meta={"stage": "stem"}, bn=BN)
-    width = stem
-    total = sum(spec.blocks)
-    index = 0
-    for s, (c, n, t, k, stride) in enumerate(zip(widths, spec.blocks, EXPANSION, KERNELS, STRIDES), start=1):
-        for b in range(n):
-            name = f"stage{s}.block{b}"
-            se = {"squeeze": max(1, width // 4), "activation": "silu", "gate": "sigmoid"}
-            step = make_step("inverted", in_channels=width, out_channels=c, mid_channels=make_divisible(width * t),
-                             stride=stride if b == 0 else 1, kernel=k, act="silu", se=se,
-                             drop_path=STOCHASTIC_DEPTH * index / total, bn_eps=BN["eps"], bn_momentum=BN["momentum"])
-            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
-            width = c
-            index += 1
+    x, width = add_stages(g, x, stem, _stages(spec, widths, stem))
     last = LAST_CONV_EXPANSION * width
     x = conv_bn_act(g, "head", x, width, last, 1, act="silu", meta={"stage": "head"}, bn=BN)
     classifier(g, x, last, spec.num_classes, dropout=DROPOUT)
     return g
+
+
+def _stages(spec: Spec, widths: list[int], width: int):
+    total = sum(spec.blocks)
+    index = 0
+    for c, n, t, k, stride in zip(widths, spec.blocks, EXPANSION, KERNELS, STRIDES):
+        steps = []
+        for b in range(n):
+            se = {"squeeze": max(1, width // 4), "activation": "silu", "gate": "sigmoid"}
+            steps.append(make_step("inverted", in_channels=width, out_channels=c, mid_channels=make_divisible(width * t),
+                                   stride=stride if b == 0 else 1, kernel=k, act="silu", se=se,
+                                   drop_path=STOCHASTIC_DEPTH * index / total, bn_eps=BN["eps"],
+                                   bn_momentum=BN["momentum"]))
+            width = c
+            index += 1
+        yield steps
 
 
 def _validate(spec: Spec) -> None:
@@ -96,10 +100,10 @@ def _validate(spec: Spec) -> None:
                         f"got {len(spec.channels)}")
     if spec.stem != "imagenet":
         raise SpecError(f"field 'stem' is {spec.stem!r}; efficientnet has only the imagenet (3x3/2) stem")
-    check_stage_divisibility(spec, spec.uneven_groups or "floor", tuple(efficientnet_widths(spec)[1]))
 
 
 register_family(Family("efficientnet", efficientnet_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       stage_widths=lambda spec: tuple(efficientnet_widths(spec)[1]),
                        module_names=("efficientnet*",),
                        torchvision=("efficientnet_b0",),
                        doc="EfficientNet-B0 (MBConv: inverted residuals with SE, SiLU, stochastic depth; "

@@ -21,9 +21,9 @@ from __future__ import annotations
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.models.layers import add_input, classifier, conv_bn_act
-from mgcompile.models.base import Family, register_family, register_model
+from mgcompile.models.base import Family, add_stages, register_family, register_model
 from mgcompile.models.mobilenet import make_divisible
-from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.spec import Spec
 from mgcompile.steps import make_step
 
 BN_MOMENTUM = 1 - 0.9997
@@ -55,26 +55,29 @@ def mnasnet_graph(spec: Spec) -> Graph:
     x = g.add("stem.dwrelu", "relu", [x], meta=meta)
     x = g.add("stem.pwconv", "conv", [x], in_channels=stem, out_channels=stem_out, kernel=1, meta=meta)
     x = g.add("stem.pwbn", "batchnorm", [x], channels=stem_out, meta=meta, **bn)
-    width = stem_out
-    for s, (c, n, k, t, stride) in enumerate(zip(widths, spec.blocks, KERNELS, EXPANSION, STRIDES), start=1):
-        for b in range(n):
-            name = f"stage{s}.block{b}"
-            step = make_step("inverted", in_channels=width, out_channels=c, mid_channels=width * t,
-                             stride=stride if b == 0 else 1, kernel=k, act="relu", bn_momentum=BN_MOMENTUM)
-            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
-            width = c
+    x, width = add_stages(g, x, stem_out, _stages(spec, widths, stem_out))
     x = conv_bn_act(g, "head", x, width, LAST_CHANNELS, 1, act="relu", meta={"stage": "head"}, bn=bn)
     classifier(g, x, LAST_CHANNELS, spec.num_classes, dropout=0.2)
     return g
 
 
+def _stages(spec: Spec, widths: list[int], width: int):
+    for c, n, k, t, stride in zip(widths, spec.blocks, KERNELS, EXPANSION, STRIDES):
+        steps = []
+        for b in range(n):
+            steps.append(make_step("inverted", in_channels=width, out_channels=c, mid_channels=width * t,
+                                   stride=stride if b == 0 else 1, kernel=k, act="relu", bn_momentum=BN_MOMENTUM))
+            width = c
+        yield steps
+
+
 def _validate(spec: Spec) -> None:
     if len(spec.channels) != len(KERNELS):
         raise SpecError(f"field 'channels': mnasnet specs have {len(KERNELS)} stages, got {len(spec.channels)}")
-    check_stage_divisibility(spec, spec.uneven_groups or "floor", tuple(mnasnet_widths(spec)[2]))
 
 
 register_family(Family("mnasnet", mnasnet_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       stage_widths=lambda spec: tuple(mnasnet_widths(spec)[2]),
                        module_names=("mnasnet*",),
                        torchvision=("mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"),
                        doc="MnasNet-B1 (inverted residuals, kernels 3/5, no SE; MG groups the 1x1 convs)"))

@@ -16,8 +16,8 @@ from __future__ import annotations
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.models.layers import add_input, classifier, conv_bn_act
-from mgcompile.models.base import Family, register_family, register_model
-from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.models.base import Family, add_stages, register_family, register_model
+from mgcompile.spec import Spec
 from mgcompile.steps import make_step
 
 EXPANSION = (1, 6, 6, 6, 6, 6, 6)
@@ -48,26 +48,29 @@ def mobilenet_v2_graph(spec: Spec) -> Graph:
     stem, widths, last = mobilenet_widths(spec)
     x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="relu6",
                     meta={"stage": "stem"})
-    width = stem
-    for s, (c, n, t, stride) in enumerate(zip(widths, spec.blocks, EXPANSION, STRIDES), start=1):
-        for b in range(n):
-            name = f"stage{s}.block{b}"
-            step = make_step("inverted", in_channels=width, out_channels=c, mid_channels=int(round(width * t)),
-                             stride=stride if b == 0 else 1)
-            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
-            width = c
+    x, width = add_stages(g, x, stem, _stages(spec, widths, stem))
     x = conv_bn_act(g, "head", x, width, last, 1, act="relu6", meta={"stage": "head"})
     classifier(g, x, last, spec.num_classes, dropout=0.2)
     return g
 
 
+def _stages(spec: Spec, widths: list[int], width: int):
+    for c, n, t, stride in zip(widths, spec.blocks, EXPANSION, STRIDES):
+        steps = []
+        for b in range(n):
+            steps.append(make_step("inverted", in_channels=width, out_channels=c, mid_channels=int(round(width * t)),
+                                   stride=stride if b == 0 else 1))
+            width = c
+        yield steps
+
+
 def _validate(spec: Spec) -> None:
     if len(spec.channels) != len(EXPANSION):
         raise SpecError(f"field 'channels': mobilenet_v2 specs have {len(EXPANSION)} stages, got {len(spec.channels)}")
-    check_stage_divisibility(spec, spec.uneven_groups or "floor", tuple(mobilenet_widths(spec)[1]))
 
 
 register_family(Family("mobilenet_v2", mobilenet_v2_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       stage_widths=lambda spec: tuple(mobilenet_widths(spec)[1]),
                        module_names=("mobilenet_v2*", "mobilenetv2*"),
                        torchvision=("mobilenet_v2",), doc="MobileNetV2 (inverted residuals; MG groups the 1x1 convs)"))
 

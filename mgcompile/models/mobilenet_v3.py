@@ -31,9 +31,9 @@ from typing import NamedTuple
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.models.layers import add_input, conv_bn_act
-from mgcompile.models.base import Family, register_family, register_model
+from mgcompile.models.base import Family, add_stages, register_family, register_model
 from mgcompile.models.mobilenet import make_divisible
-from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.spec import Spec
 from mgcompile.steps import make_step
 
 BN = {"eps": 1e-3, "momentum": 0.01}
@@ -107,16 +107,7 @@ def mobilenet_v3_graph(spec: Spec) -> Graph:
     stem = _scaled(spec, spec.stem_channels or STEM_CHANNELS)
     x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="hardswish",
                     meta={"stage": "stem"}, bn=BN)
-    width = stem
-    for s, (rows, n) in enumerate(zip(stages(variant), spec.blocks), start=1):
-        for b, row in enumerate(rows[:n]):
-            name = f"stage{s}.block{b}"
-            mid, out = _scaled(spec, row.expanded), _scaled(spec, row.out)
-            se = {"squeeze": make_divisible(mid // 4), "activation": "relu", "gate": "hardsigmoid"} if row.se else None
-            step = make_step("inverted", in_channels=width, out_channels=out, mid_channels=mid, stride=row.stride,
-                             kernel=row.kernel, act=row.act, se=se, bn_eps=BN["eps"], bn_momentum=BN["momentum"])
-            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
-            width = out
+    x, width = add_stages(g, x, stem, _stages(spec, variant, stem))
     last_conv = LAST_CONV_EXPANSION * width
     last = _scaled(spec, LAST_CHANNELS[variant])
     meta = {"stage": "head"}
@@ -131,6 +122,19 @@ def mobilenet_v3_graph(spec: Spec) -> Graph:
     return g
 
 
+def _stages(spec: Spec, variant: str, width: int):
+    for rows, n in zip(stages(variant), spec.blocks):
+        steps = []
+        for row in rows[:n]:
+            mid, out = _scaled(spec, row.expanded), _scaled(spec, row.out)
+            se = {"squeeze": make_divisible(mid // 4), "activation": "relu", "gate": "hardsigmoid"} if row.se else None
+            steps.append(make_step("inverted", in_channels=width, out_channels=out, mid_channels=mid, stride=row.stride,
+                                   kernel=row.kernel, act=row.act, se=se, bn_eps=BN["eps"],
+                                   bn_momentum=BN["momentum"]))
+            width = out
+        yield steps
+
+
 def _validate(spec: Spec) -> None:
     if spec.variant not in TABLES:
         raise SpecError(f"field 'variant' is {spec.variant!r} for arch mobilenet_v3; allowed values: "
@@ -142,10 +146,10 @@ def _validate(spec: Spec) -> None:
     if any(n > m for n, m in zip(spec.blocks, blocks)):
         raise SpecError(f"field 'blocks': mobilenet_v3 {spec.variant} has at most {list(blocks)} blocks per stage, "
                         f"got {list(spec.blocks)}")
-    check_stage_divisibility(spec, spec.uneven_groups or "floor", tuple(_scaled(spec, c) for c in channels))
 
 
 register_family(Family("mobilenet_v3", mobilenet_v3_graph, blocks=("inverted",), uneven="floor", validate=_validate,
+                       stage_widths=lambda spec: tuple(_scaled(spec, c) for c in stage_channels(spec.variant)),
                        module_names=("mobilenet_v3*", "mobilenetv3*"),
                        torchvision=("mobilenet_v3_small", "mobilenet_v3_large"),
                        doc="MobileNetV3 Small/Large (inverted residuals with SE and Hardswish; MG groups the 1x1 convs)"))

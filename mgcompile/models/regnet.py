@@ -49,9 +49,9 @@ from typing import NamedTuple
 from mgcompile.errors import SpecError
 from mgcompile.ir.graph import Graph
 from mgcompile.models.layers import add_input, classifier, conv_bn_act
-from mgcompile.models.base import Family, register_family, register_model
+from mgcompile.models.base import Family, add_stages, register_family, register_model
 from mgcompile.models.mobilenet import make_divisible
-from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.spec import Spec
 from mgcompile.steps import make_step
 
 QUANT = 8
@@ -113,20 +113,23 @@ def regnet_graph(spec: Spec) -> Graph:
     stem = spec.stem_channels or STEM_CHANNELS
     x = conv_bn_act(g, "stem", add_input(g, spec), spec.in_channels, stem, 3, stride=2, act="relu",
                     meta={"stage": "stem"})
-    width = stem
-    for s, (c, n) in enumerate(zip(spec.channels, spec.blocks), start=1):
+    x, width = add_stages(g, x, stem, _stages(spec, params, stem))
+    classifier(g, x, width, spec.num_classes)
+    return g
+
+
+def _stages(spec: Spec, params: RegNetParams, width: int):
+    for c, n in zip(spec.channels, spec.blocks):
         cardinality = c // stage_group_width(spec.variant or "", c)
+        steps = []
         for b in range(n):
-            name = f"stage{s}.block{b}"
             se = None
             if params.se_ratio:
                 se = {"squeeze": int(round(params.se_ratio * width)), "activation": "relu", "gate": "sigmoid"}
-            step = make_step("bottleneck", in_channels=width, out_channels=c, mid_channels=c,
-                             stride=2 if b == 0 else 1, cardinality=cardinality, se=se)
-            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
+            steps.append(make_step("bottleneck", in_channels=width, out_channels=c, mid_channels=c,
+                                   stride=2 if b == 0 else 1, cardinality=cardinality, se=se))
             width = c
-    classifier(g, x, width, spec.num_classes)
-    return g
+        yield steps
 
 
 def _validate(spec: Spec) -> None:
@@ -142,10 +145,10 @@ def _validate(spec: Spec) -> None:
         if c % gw:
             raise SpecError(f"field 'channels': stage{s} width {c} is not a multiple of its group width {gw} "
                             f"(regnet {spec.variant})")
-    check_stage_divisibility(spec, spec.uneven_groups or "floor", tuple(spec.channels))
 
 
 register_family(Family("regnet", regnet_graph, blocks=("bottleneck",), uneven="floor", validate=_validate,
+                       stage_widths=lambda spec: tuple(spec.channels),
                        module_names=("regnet*",),
                        torchvision=("regnet_x_400mf", "regnet_y_400mf"),
                        doc="RegNetX/Y 400MF (grouped bottlenecks, SE for Y; quantized linear widths)"))

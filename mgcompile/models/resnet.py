@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from mgcompile.ir.graph import Graph
 from mgcompile.models.layers import add_input, classifier
-from mgcompile.models.base import Family, register_family, register_model
-from mgcompile.spec import Spec, check_stage_divisibility
+from mgcompile.models.base import Family, add_stages, register_family, register_model
+from mgcompile.spec import Spec
 from mgcompile.steps import make_step
 
 BOTTLENECK_EXPANSION = 4
@@ -44,28 +44,27 @@ def resnet_graph(spec: Spec) -> Graph:
     """The base ResNet of ``spec`` as an IR with one ``residual`` macro per step."""
     g = Graph()
     x = add_stem(g, spec, add_input(g, spec))
-    width = spec.stem_width
-    for s, (channels, n_blocks) in enumerate(zip(spec.stage_channels, spec.blocks), start=1):
-        for b in range(n_blocks):
-            stride = 2 if (b == 0 and s > 1) else 1
-            name = f"stage{s}.block{b}"
-            if spec.block == "bottleneck":
-                step = make_step("bottleneck", in_channels=width, out_channels=channels,
-                                 mid_channels=channels // BOTTLENECK_EXPANSION, stride=stride, activation=spec.activation)
-            else:
-                step = make_step("basic", in_channels=width, out_channels=channels, stride=stride,
-                                 activation=spec.activation)
-            x = g.add(name, "residual", [x], meta={"stage": f"stage{s}", "step": name}, **step)
-            width = channels
+    x, width = add_stages(g, x, spec.stem_width, _stages(spec))
     add_head(g, spec, x, width)
     return g
 
 
-def _validate(spec: Spec) -> None:
-    check_stage_divisibility(spec, spec.uneven_groups or "error")
+def _stages(spec: Spec):
+    width = spec.stem_width
+    for s, (channels, n_blocks) in enumerate(zip(spec.stage_channels, spec.blocks), start=1):
+        yield [_step(spec, width if b == 0 else channels, channels, 2 if (b == 0 and s > 1) else 1)
+               for b in range(n_blocks)]
+        width = channels
 
 
-register_family(Family("resnet", resnet_graph, blocks=("basic", "bottleneck"), uneven="error", validate=_validate,
+def _step(spec: Spec, width: int, channels: int, stride: int) -> dict:
+    if spec.block == "bottleneck":
+        return make_step("bottleneck", in_channels=width, out_channels=channels,
+                         mid_channels=channels // BOTTLENECK_EXPANSION, stride=stride, activation=spec.activation)
+    return make_step("basic", in_channels=width, out_channels=channels, stride=stride, activation=spec.activation)
+
+
+register_family(Family("resnet", resnet_graph, blocks=("basic", "bottleneck"), uneven="error",
                        module_names=("resnet*", "resnext*", "wide_resnet*", "seresnet*", "seresnext*", "ecaresnet*"),
                        torchvision=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
                        doc="ResNets with CIFAR (3x3) or ImageNet (7x7 + max-pool) stems; basic or bottleneck steps"))

@@ -3,7 +3,7 @@
 Rewrite rules (``graph.meta_graph.multigrid``, an :class:`~mgcompile.multigrid.MGParams`, says how):
 
 1. A ``residual`` step with ``in == out``, stride 1, an identity shortcut and width
-   C >= θ becomes a cycle over the levels of :func:`mgcompile.spec.mg_levels` (fine
+   C >= θ becomes a cycle over the levels of :func:`mgcompile.multigrid.mg_levels` (fine
    widths C_0 = C > C_1 > ... >= θ, coarsest C_L < θ). Level j runs *the step's own
    body* re-instantiated at width C_j (:func:`mgcompile.ir.body.scale_step`): dense
    convs take groups = C_j / s_g (one on the coarsest level), depth-wise stays
@@ -29,6 +29,11 @@ Rewrite rules (``graph.meta_graph.multigrid``, an :class:`~mgcompile.multigrid.M
 
 :func:`plan_cycle` is the one function that decides whether a step can become a
 cycle and whether it pays: specs raise its problems, conversions report them.
+
+Per-step overrides (``graph.meta_graph.overrides``, a
+:class:`~mgcompile.multigrid.StepOverrides` in file form) apply after the user's selectors
+(``skip``): a step overridden ``base`` stays its base step; one overridden ``{coarsest: θ}`` is
+planned with that θ instead of the network's.
 """
 
 from __future__ import annotations
@@ -45,8 +50,7 @@ from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
 from mgcompile.ir.rewrite import Insertion, replace_node
 from mgcompile.ir.roles import Role
-from mgcompile.multigrid import MGParams
-from mgcompile.spec import level_groups, mg_levels
+from mgcompile.multigrid import MGParams, StepOverrides, level_groups, mg_levels, resolve_uneven, uneven_level
 from mgcompile.steps import STEP_KINDS
 from mgcompile.passes.contract import contract
 
@@ -66,10 +70,11 @@ def level_permutation(seed: int, step: str, level: int, width: int) -> list[int]
     return [int(i) for i in rng.permutation(width)]
 
 
-def step_uneven_default(kind: str) -> str:
-    """The uneven-groups policy of a step of ``kind`` when the graph names none (the module route)."""
+def step_policy(mg: MGParams, kind: str) -> str:
+    """The uneven-groups policy of a step of ``kind``: the record's (explicit or its family's, resolved when the
+    record was made), else the step kind's (a module of no known family), else floor."""
     k = STEP_KINDS.get(kind)
-    return k.uneven if k is not None else "floor"
+    return resolve_uneven(mg.uneven_groups, None, k.uneven if k is not None else None)
 
 
 @dataclass
@@ -100,8 +105,11 @@ def _transfers(fine: list[int], groups: list[int], mg: MGParams, step: str) -> l
     return out
 
 
-def plan_cycle(a: Mapping[str, Any], mg: MGParams, step: str = "step", uneven: str | None = None) -> CyclePlan:
-    """Can the step with attributes ``a`` become an MG cycle, and does it pay? (rules 1, 5 and 6)."""
+def plan_cycle(a: Mapping[str, Any], mg: MGParams, step: str = "step") -> CyclePlan:
+    """Can the step with attributes ``a`` become an MG cycle, and does it pay? (rules 1, 5 and 6).
+
+    The uneven-groups policy is :func:`step_policy`'s; the θ is ``mg``'s (a step overridden with its own
+    coarsest width is planned with ``mg.replace(coarsest=θ)``)."""
     width = a["out_channels"]
     if a["in_channels"] != width or a["stride"] != 1 or a["shortcut"]:
         return CyclePlan("kept", "channel-changing step")
@@ -115,12 +123,11 @@ def plan_cycle(a: Mapping[str, Any], mg: MGParams, step: str = "step", uneven: s
     if levels is None:
         return CyclePlan("coarse", f"width {width} < θ={mg.theta}: already coarse, kept as a base step")
     fine, coarsest = levels
-    policy = uneven or step_uneven_default(a["kind"])
-    try:
-        groups = [level_groups(w, mg.group_size, policy) for w in fine] + [1]
-    except SpecError:
-        bad = next(w for w in fine if w > mg.group_size and w % mg.group_size)
+    policy = step_policy(mg, a["kind"])
+    bad = uneven_level(fine, mg.group_size)
+    if bad is not None and policy != "floor":
         return CyclePlan("problem", f"group_size {mg.group_size} does not divide level width {bad} (fine levels {fine})")
+    groups = [level_groups(w, mg.group_size, policy) for w in fine] + [1]
     plan = CyclePlan("cycle", fine=fine, coarsest=coarsest, groups=groups)
     for j, (w, g) in enumerate(zip(fine + [coarsest], groups)):
         scaled = scale_step(a, LevelScale(width, w, g))
@@ -167,13 +174,15 @@ def expand_multigrid_cycles(graph: Graph) -> Graph:
         return graph
     g = graph.copy()
     meta = g.meta_graph
+    overrides = StepOverrides.of(meta.overrides)
     for name in g.nodes("residual"):
         a = g.attrs(name)
         info = meta.step(name, a["out_channels"])
-        if name in meta.skip:
-            info.status, info.reason = "skipped", meta.skip[name]
+        override = overrides.get(name)
+        if name in meta.skip or (override is not None and override.base):  # a selector wins over an override
+            info.status, info.reason = "skipped", meta.skip.get(name, "overridden: base")
             continue
-        plan = plan_cycle(a, mg, name, mg.uneven_groups)
+        plan = plan_cycle(a, mg if override is None else mg.replace(coarsest=override.coarsest), name)
         if plan.status == "problem" and not mg.only_profitable:  # a spec is built as written, or refused
             raise SpecError(f"{name}: {plan.reason}; choose a group size that divides every fine width")
         if plan.status == "problem":  # only_profitable: a step that cannot become a cycle stays, as on the module route
