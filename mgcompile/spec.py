@@ -207,7 +207,10 @@ class Spec:
         return cls(**kwargs)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        data = self.to_dict()
+        if "multigrid" not in data:  # formats 1 and 2, as they were written
+            return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+        return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -226,6 +229,13 @@ class Spec:
         if not isinstance(data, dict) or not data:
             raise SpecError(f"spec file {p} is empty or not a mapping of field: value; see specs/paper/*.yaml for the format")
         return cls.from_dict(data)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Format 3's YAML: mappings (the ``multigrid:`` block) in block style, lists on one line."""
+
+
+_BlockDumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
 
 
 def scale_width(channels: int, mult: float) -> int:
