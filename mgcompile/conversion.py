@@ -80,13 +80,13 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
                         paper_width_mult=paper_width_mult)
 
 
-def convert_with(model: nn.Module, params: MGParams, options: ConversionOptions = ConversionOptions(), *,
+def convert_with(model: nn.Module, params: MGParams, options: ConversionOptions | None = None, *,
                  example_input: torch.Tensor | None = None, name: str | None = None,
                  paper_width_mult: float = 1.0) -> nn.Module:
     """:func:`convert` from its two records (the module route; a conversion record's ``multigrid`` and
     ``options`` rebuild the same network). ``only_profitable`` is forced on: an existing network never gets
     a step that costs more; the uneven policy is resolved with the module's family default."""
-    what = name or type(model).__name__
+    what, options = name or type(model).__name__, options or ConversionOptions()
     from mgcompile.models import family_of_module
 
     family = family_of_module(what)
