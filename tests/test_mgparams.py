@@ -54,7 +54,7 @@ def test_a_step_overridden_base_builds_as_its_base_step_like_a_selector():
     over = spec.replace(step_overrides={"stage3.block1": "base"})
     assert Spec.from_dict(over.to_dict()) == over and over.to_dict()["step_overrides"] == {"stage3.block1": "base"}
     g = expand(over)
-    assert g.meta_graph["steps"]["stage3.block1"]["status"] == "skipped"
+    assert g.meta_graph.steps["stage3.block1"].status == "skipped"
     ignored = spec.replace(ignored_layers=("stage3.block1",))
     assert count(g).params == count(expand(ignored)).params > count(expand(spec)).params  # a base step costs more
     both = spec.replace(ignored_layers=("stage3.block1",), step_overrides={"stage3.block1": {"coarsest": 32}})
@@ -64,9 +64,9 @@ def test_a_step_overridden_base_builds_as_its_base_step_like_a_selector():
 def test_a_step_overridden_with_its_own_coarsest_is_planned_with_that_theta():
     spec = mgcompile.model_spec("cifar_resnet", **TINY)
     over = spec.replace(step_overrides={"stage3.block1": {"coarsest": 32}})
-    info = expand(over).meta_graph["steps"]["stage3.block1"]
-    assert (info["status"], info["fine"], info["coarsest"]) == ("cycle", [64, 32], 16)
-    assert expand(spec).meta_graph["steps"]["stage3.block1"]["fine"] == [64, 32, 16]
+    info = expand(over).meta_graph.steps["stage3.block1"]
+    assert (info.status, info.fine, info.coarsest) == ("cycle", [64, 32], 16)
+    assert expand(spec).meta_graph.steps["stage3.block1"].fine == [64, 32, 16]
     # independent count: the network at θ=16 with that one step's parameters (torch numel) as built at θ=32
     at16, at32 = build(spec), build(spec.replace(coarsest=32))
     expected = (sum(p.numel() for p in at16.parameters()) - _params(at16, "stage3.block1")
@@ -98,8 +98,8 @@ def test_the_conversion_record_carries_the_options_and_overrides_and_rebuilds_th
     rows = {r["block"]: r for r in conv.mg_conversion["blocks"]}
     assert rows["layer1.1"]["status"] == "kept" and "overridden: base" in rows["layer1.1"]["reason"]
     assert rows["layer4.1"]["status"] == "kept" and "ignored pattern" in rows["layer4.1"]["reason"]
-    assert conv.mg_graph.meta_graph["steps"]["layer3.1"]["fine"] == [256, 128, 64]
-    assert plain.mg_graph.meta_graph["steps"]["layer3.1"]["fine"] == [256, 128, 64, 32]
+    assert conv.mg_graph.meta_graph.steps["layer3.1"].fine == [256, 128, 64]
+    assert plain.mg_graph.meta_graph.steps["layer3.1"].fine == [256, 128, 64, 32]
     record = conv.mg_conversion
     assert record["options"]["step_overrides"] == {"layer1.1": "base", "layer3.1": {"coarsest": 64},
                                                    "layer4.1": {"coarsest": 64}}
@@ -156,13 +156,13 @@ assert "--smoothing-steps" in CliRunner().invoke(main, ["audit", "--help"]).outp
 spec = mgcompile.model_spec("cifar_resnet", channels=(16, 32), blocks=(1, 1), input_size=(16, 16), group_size=8,
                             coarsest=16, smoothing_steps=2)
 assert spec.smoothing_steps == 2 and Spec.from_dict(yaml.safe_load(spec.to_yaml())) == spec
-assert expand(spec).meta_graph["multigrid"]["smoothing_steps"] == 2
+assert expand(spec).meta_graph.multigrid.smoothing_steps == 2
 out = CliRunner().invoke(main, ["--quiet", "audit", "cifar_resnet", "--channels", "16,32", "--blocks", "1,1",
                                 "--input-size", "16,16", "-g", "8", "-c", "16", "--smoothing-steps", "3", "--json"])
 assert out.exit_code == 0, out.output
 assert json.loads(out.stdout)["spec"]["multigrid"]["smoothing_steps"] == 3
 r = resolve("user_nets:make_sequential", group_size=8, coarsest=16, smoothing_steps=4, input_size=(32, 32))
-assert r.report["multigrid"]["smoothing_steps"] == 4 and r.graph.meta_graph["multigrid"]["smoothing_steps"] == 4
+assert r.report["multigrid"]["smoothing_steps"] == 4 and r.graph.meta_graph.multigrid.smoothing_steps == 4
 print("ok")
 '''
 
