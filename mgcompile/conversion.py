@@ -2,7 +2,7 @@
 
 Steps: import the module into the IR (:mod:`mgcompile.frontends.torch_import`, which
 checks that the import reproduces the module), find every residual sum by dataflow
-(:mod:`mgcompile.frontends.residuals`), collapse the steps that change into
+(:mod:`mgcompile.passes.residual_steps`), collapse the steps that change into
 ``residual`` macros carrying their bodies, run the same lowering passes as a spec,
 lower to a GraphModule and copy the weights of every layer that was kept.
 
@@ -31,7 +31,7 @@ from torch import nn
 from mgcompile.backends.torch_module import attach, lower_to_torch
 from mgcompile.errors import MGCompileError, NothingConverted, SpecError
 from mgcompile.backends.opaque import opaque_records
-from mgcompile.frontends.residuals import FoundStep, collapse, find_sums
+from mgcompile.passes.residual_steps import FoundStep, collapse, find_sums
 from mgcompile.frontends.torch_import import check_import, copy_weights, import_module
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.meta import GraphMeta

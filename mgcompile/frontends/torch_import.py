@@ -19,7 +19,7 @@ Rules:
    LayerNorm and Linear over channels, ``permute`` back: ConvNeXt) become layernorm
    and 1x1 convs on NCHW. The IR shape is the per-sample shape as (C, H, W);
    (N, F) -> (F, 1, 1). Opaque nodes take their ``out_shape`` from a forward run.
-4. Recognised compound layers are fused on the IR (:mod:`mgcompile.frontends.fuse`:
+4. Recognised compound layers are fused on the IR (:mod:`mgcompile.passes.fuse_layers`:
    squeeze-excitation).
 5. Each parametric node records where its weights come from (``meta["weights"]``:
    lowered state-dict key -> the original's key) and its module (``meta["source"]``),
@@ -40,7 +40,7 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from mgcompile.errors import MGCompileError, first_line
-from mgcompile.frontends.fuse import fuse_layers
+from mgcompile.passes.fuse_layers import fuse_layers
 from mgcompile.frontends.torch_rules import (FLAT, NCHW, NHWC, Call, Param, Site, Value, forced_leaf, function_rule,
                                              module_rule)
 from mgcompile.ir.graph import Graph

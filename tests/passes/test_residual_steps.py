@@ -9,10 +9,10 @@ import pytest
 import torch
 import torchvision
 
-from mgcompile.frontends.residuals import find_sums
+from mgcompile.passes.residual_steps import find_sums
 from mgcompile.frontends.torch_import import import_module
 
-_spec = importlib.util.spec_from_file_location("user_nets", Path(__file__).with_name("user_nets.py"))
+_spec = importlib.util.spec_from_file_location("user_nets", Path(__file__).parents[1] / "frontends" / "user_nets.py")
 user_nets = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(user_nets)
 X = torch.randn(1, 3, 32, 32)
