@@ -14,37 +14,43 @@ from typing import Callable, Iterable, TypeVar
 
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.ops import opdef
-from mgcompile.ir.roles import Role
+from mgcompile.ir.roles import Role, has_role
 
 F = TypeVar("F", bound=Callable)
 
 
+# The checks scan the node table unordered: they run around every pass, and a topological order
+# (``Graph.nodes``) would cost more than the passes they guard.
+def _data(g: Graph):
+    return g.nx.nodes(data=True)
+
+
 def _no_macros(g: Graph) -> bool:
-    return not any(opdef(g.op(n)).macro for n in g.nodes())
+    return not any(opdef(d["op"]).macro for _, d in _data(g))
 
 
 def _shapes_inferred(g: Graph) -> bool:
-    return all(g.nx.nodes[n]["shape"] is not None for n in g.nx.nodes)
+    return all(d["shape"] is not None for _, d in _data(g))
 
 
 def _not_cycled(g: Graph) -> bool:
-    return not g.nodes(role=Role.LEVEL_BODY)
+    return not any(has_role(d["meta"], Role.LEVEL_BODY) for _, d in _data(g))
 
 
 def _steps_planned(g: Graph) -> bool:
     meta = g.meta_graph
-    return meta.multigrid is None or all(n in meta.steps or g.roles(n).get(Role.LEVEL_BODY)
-                                         for n in g.nodes("residual"))
+    return meta.multigrid is None or all(n in meta.steps or has_role(d["meta"], Role.LEVEL_BODY)
+                                         for n, d in _data(g) if d["op"] == "residual")
 
 
 def _bn_folded(g: Graph) -> bool:
     return not any(opdef(g.op(src := g.inputs(bn)[0])).absorbs_bn and g.users(src) == [bn]
-                   for bn in g.nodes("batchnorm"))
+                   for bn, d in _data(g) if d["op"] == "batchnorm")
 
 
 def _permutations_folded(g: Graph) -> bool:
-    return not any(opdef(g.op(n)).permutation_side and g.attrs(n)["permutation"] is not None
-                   and g.attrs(n)["groups"] == 1 for n in g.nodes())
+    return not any(opdef(d["op"]).permutation_side and d["attrs"]["permutation"] is not None
+                   and d["attrs"]["groups"] == 1 for _, d in _data(g))
 
 
 #: Condition name -> (check, what it means).
