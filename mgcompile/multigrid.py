@@ -31,7 +31,7 @@ UNEVEN_GROUPS = ("error", "floor")
 META_KEYS = {"coarsest": "theta", "transfer_nnz": "nnz"}
 
 
-def _positive_int(name: str, value: Any, *, optional: bool = False, least: int = 1) -> None:
+def check_positive_int(name: str, value: Any, *, optional: bool = False, least: int = 1) -> None:
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -39,7 +39,7 @@ def _positive_int(name: str, value: Any, *, optional: bool = False, least: int =
         raise SpecError(f"field '{name}' must be {what}, got {value!r}")
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise SpecError(f"field '{name}' is {value!r}; allowed values: {', '.join(allowed)}")
 
@@ -93,19 +93,19 @@ class MGParams:
     only_profitable: bool = False
 
     def __post_init__(self) -> None:
-        _positive_int("group_size", self.group_size, optional=True)
+        check_positive_int("group_size", self.group_size, optional=True)
         if self.group_size is None:
             for name in ("coarsest", "transfer_nnz"):
                 if getattr(self, name) is not None:
                     raise SpecError(f"field '{name}' needs 'group_size' (the MG group size); "
                                     f"set group_size or drop {name}")
-        _positive_int("coarsest", self.coarsest, optional=True, least=2)
-        _positive_int("transfer_nnz", self.transfer_nnz, optional=True)
-        _choice("cycle", self.cycle, CYCLES)
-        _choice("transfer", self.transfer, TRANSFERS)
-        _choice("transition", self.transition, TRANSITIONS)
+        check_positive_int("coarsest", self.coarsest, optional=True, least=2)
+        check_positive_int("transfer_nnz", self.transfer_nnz, optional=True)
+        check_choice("cycle", self.cycle, CYCLES)
+        check_choice("transfer", self.transfer, TRANSFERS)
+        check_choice("transition", self.transition, TRANSITIONS)
         if self.uneven_groups is not None:
-            _choice("uneven_groups", self.uneven_groups, UNEVEN_GROUPS)
+            check_choice("uneven_groups", self.uneven_groups, UNEVEN_GROUPS)
         if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
             raise SpecError(f"field 'seed' must be an integer, got {self.seed!r}")
         if not isinstance(self.only_profitable, bool):
@@ -263,7 +263,7 @@ class StepOverride:
     coarsest: int | None = None
 
     def __post_init__(self) -> None:
-        _positive_int("coarsest", self.coarsest, optional=True, least=2)
+        check_positive_int("coarsest", self.coarsest, optional=True, least=2)
 
     @property
     def base(self) -> bool:
@@ -345,7 +345,7 @@ class ConversionOptions:
         object.__setattr__(self, "step_overrides", StepOverrides.of(self.step_overrides))
         if not all(isinstance(p, str) for p in self.ignored_layers):
             raise SpecError(f"ignored_layers must be name patterns, got {self.ignored_layers!r}")
-        _positive_int("min_channels", self.min_channels, least=0)
+        check_positive_int("min_channels", self.min_channels, least=0)
         if self.init not in INITS:
             raise SpecError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
 

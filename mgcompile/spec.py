@@ -32,6 +32,7 @@ import yaml
 from mgcompile.errors import SpecError, first_line
 from mgcompile.multigrid import (CYCLES, FIELD_NAMES, TRANSFERS, TRANSITIONS, UNEVEN_GROUPS,  # noqa: F401 (re-exported)
                                  MGParams, StepOverrides, check_stage_divisibility, level_groups, mg_levels)
+from mgcompile.multigrid import check_choice, check_positive_int
 
 SPEC_FORMAT_VERSION = 3  # 3 nests the MG fields in `multigrid` and adds `step_overrides`; 2 added `variant` and
 #                          `only_profitable`; version-1 and -2 files read unchanged
@@ -278,17 +279,11 @@ def skip_reason(step: str, width: int, ignored_layers: tuple[str, ...], min_chan
 
 
 def _choice(spec: Spec, name: str, allowed: tuple[str, ...]) -> None:
-    value = getattr(spec, name)
-    if value not in allowed:
-        raise SpecError(f"field '{name}' is {value!r}; allowed values: {', '.join(allowed)}")
+    check_choice(name, getattr(spec, name), allowed)
 
 
 def _positive_int(spec: Spec, name: str, *, optional: bool = False) -> None:
-    value = getattr(spec, name)
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"field '{name}' must be a positive integer, got {value!r}")
+    check_positive_int(name, getattr(spec, name), optional=optional)
 
 
 def _validate(spec: Spec) -> None:

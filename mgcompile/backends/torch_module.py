@@ -189,7 +189,7 @@ def _conv(a: Mapping[str, Any]) -> nn.Module:
 #: of the levels below: down a cycle of 4-5 levels the gains multiply (a converted timm RegNetX-002 at g8/θ32 had
 #: 7e10 times its original's |grad|^2 on one batch, ConvNeXt 1e7). At 0.01 each cycle starts close to its fine-level
 #: step plus a small coarse correction: every parameter still gets a first gradient and the correction still shows in
-#: the output, and the converted zoo's |grad|^2 stays within 0.02-2x of the original's (tests/test_conditioning.py).
+#: the output, and the converted zoo's |grad|^2 stays within 0.02-2.3x of the original's (tests/test_conditioning.py).
 CORRECTION_BN_SCALE = 0.01
 
 #: lowering key -> a module built from the node's attributes (parametric and stateful ops)
