@@ -282,3 +282,29 @@ def test_converting_a_built_network_keeps_its_drop_path():
 
     g = import_module(built, torch.randn(1, 3, 32, 32)).graph
     assert len(g.nodes("drop_path")) == len(mgcompile.expand(spec).nodes("drop_path")) > 0
+
+
+def test_an_odd_size_strided_step_becomes_a_transition_that_keeps_its_output_size(tmp_path):
+    """fashion-mnist's 28x28 input reaches the last stage at 7x7: its 64->128 strided step (7x7 -> 4x4) becomes a
+    transition too, so the module route builds the spec route's network (220,234 parameters, issue 19)."""
+    kw = dict(channels=(16, 32, 64, 128), blocks=(2, 3, 3, 3), input_size=(28, 28), in_channels=1, num_classes=10)
+    spec_mg = mgcompile.build(mgcompile.expand(mgcompile.model_spec("cifar_resnet", group_size=8, coarsest=16, **kw)))
+    base = mgcompile.build(mgcompile.expand(mgcompile.model_spec("cifar_resnet", **kw)))
+    mgcompile.save(base, tmp_path / "base.pt")
+    from mgcompile.passes.infer_shapes import infer_shapes
+    from mgcompile.refs import resolve
+
+    r = resolve(str(tmp_path / "base.pt"), group_size=8, coarsest=16)
+    converted = r.model()
+    n = sum(p.numel() for p in converted.parameters())
+    assert n == sum(p.numel() for p in spec_mg.parameters()) == 220_234
+    assert [b["status"] for b in r.report["blocks"] if b["stride"] == 2] == \
+        ["transition"] * 3
+    shapes = infer_shapes(r.graph)
+    pools = [n for n in r.graph.nodes("avgpool") if n.endswith(".transition.pool")]
+    assert [tuple(shapes.shape(p))[1:] for p in pools] == [(14, 14), (7, 7), (4, 4)]  # as the strided steps: ceil(H/2)
+    # the 7x7 -> 4x4 pool averages the last row and column alone: a constant input stays constant
+    pool = r.graph.attrs(pools[-1])
+    x = torch.ones(1, 1, 7, 7)
+    y = torch.nn.functional.avg_pool2d(x, 2, 2, 0, pool["ceil_mode"], pool["count_include_pad"])
+    assert y.shape[-2:] == (4, 4) and torch.equal(y, torch.ones_like(y))

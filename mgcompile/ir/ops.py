@@ -266,8 +266,9 @@ def _residual_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
 def _transition_infer(a: Mapping[str, Any], s: Sequence[Shape]) -> Shape:
     _expect_channels("transition", s[0], a["in_channels"])
     c, h, w = s[0]
-    if a["mode"] == "paper":
-        return (2 * c, _spatial(h, 2, 2, 0), _spatial(w, 2, 2, 0))
+    if a["mode"] == "paper":  # 2x2 average pooling; ceil_mode keeps an odd size's last row (7 -> 4, as a strided conv)
+        pool = {"kernel": 2, "stride": 2, "padding": 0, "ceil_mode": a.get("ceil_mode", False)}
+        return (2 * c, _pool_size(h, pool), _pool_size(w, pool))
     return (2 * c, _spatial(h, 3, 2, 1), _spatial(w, 3, 2, 1))
 
 
@@ -368,9 +369,11 @@ _ops: list[OpDef] = [
           doc="one residual step: post(sum(shortcut(x), body(x)[, extra])); body, shortcut and post are template "
               "subgraphs (ir.body); an optional second input is added into the sum (the additive cycle); "
               "sum 'none' is a plain step without shortcut; kind and params name the template it came from"),
-    OpDef("transition", {"mode": req(str), "in_channels": req(INT)}, (1, 1), _transition_infer, "macro",
-          scale=None, macro=True, in_body=False,
-          doc="MG channel-doubling downsampling step (paper: concat+avgpool, dw_stride: strided dw conv)"),
+    OpDef("transition", {"mode": req(str), "in_channels": req(INT), "ceil_mode": opt(bool, False)}, (1, 1),
+          _transition_infer, "macro", scale=None, macro=True, in_body=False,
+          doc="MG channel-doubling downsampling step (paper: concat+avgpool, dw_stride: strided dw conv); "
+              "ceil_mode: the paper pool's last window covers an odd size's last row and column, so the output is "
+              "ceil(H/2) x ceil(W/2) like the strided step it replaces"),
 ]
 
 OPS: dict[str, OpDef] = {op.name: op for op in _ops}

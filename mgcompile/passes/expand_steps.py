@@ -9,7 +9,8 @@ Rewrite rules:
    The step's output takes over the macro's ``step_output``/``step_input`` roles.
    Whatever the step kind (basic, bottleneck, inverted, ConvNeXt, an imported body):
    the kind only chose the template.
-2. ``transition(x)`` named T: ``paper``: avgpool2x2(concat(x, relu(bn(dw3x3(x))))); ``dw_stride``:
+2. ``transition(x)`` named T: ``paper``: avgpool2x2(concat(x, relu(bn(dw3x3(x))))) (``ceil_mode``: an odd
+   H or W keeps its last row/column, averaged alone, so 7x7 -> 4x4 as the strided step's); ``dw_stride``:
    relu(bn(strided dw3x3 with 2 outputs per channel)).
 """
 
@@ -67,6 +68,8 @@ def _transition(g: Graph, n: str) -> str:
     if a["mode"] == "paper":
         h = _conv_bn_relu(ins, n, x, c, c, 1)
         cat = ins.add(f"{n}.concat", "concat", [x, h])
+        if a.get("ceil_mode"):  # an odd size: average the last row/column alone (no padding counted)
+            return ins.add(f"{n}.pool", "avgpool", [cat], kernel=2, stride=2, ceil_mode=True, count_include_pad=False)
         return ins.add(f"{n}.pool", "avgpool", [cat], kernel=2, stride=2)
     if a["mode"] == "dw_stride":
         return _conv_bn_relu(ins, n, x, c, 2 * c, 2)

@@ -22,6 +22,7 @@ from mgcompile.ir.rewrite import Insertion
 from mgcompile.ir.roles import Role
 from mgcompile.steps import STEP_KINDS, remake
 from mgcompile.passes.contract import contract
+from mgcompile.passes.infer_shapes import infer_shapes
 
 
 @contract(requires=("not_cycled",))
@@ -30,6 +31,7 @@ def replace_transitions(graph: Graph) -> Graph:
     if mg is None or mg.transition == "keep":
         return graph
     g = graph.copy()
+    shapes = infer_shapes(g)
     for name in g.nodes("residual"):
         a = g.attrs(name)
         if a["in_channels"] == a["out_channels"] and a["stride"] == 1:
@@ -41,7 +43,8 @@ def replace_transitions(graph: Graph) -> Graph:
         if kind is not None and kind.transition and a["stride"] == 2 and a["out_channels"] == 2 * a["in_channels"]:
             t = Insertion(g, name).add(f"{name}.transition", "transition", g.inputs(name),
                                        meta={"step": f"{name}.transition"}, roles=[Role.TRANSITION],
-                                       mode=mg.transition, in_channels=a["in_channels"])
+                                       mode=mg.transition, in_channels=a["in_channels"],
+                                       **_odd(shapes.shape(g.inputs(name)[0])))
             g.set_inputs(name, [t])
             a.update(remake(a, in_channels=a["out_channels"], stride=1))
         else:
@@ -49,3 +52,8 @@ def replace_transitions(graph: Graph) -> Graph:
                 f"{name}: channel-changing {a['kind']} step {a['in_channels']}->{a['out_channels']} kept as in the base network"
             )
     return g
+
+
+def _odd(shape: tuple[int, int, int]) -> dict[str, bool]:
+    """``ceil_mode`` where the input is odd-sized: the transition then keeps the strided step's output size."""
+    return {"ceil_mode": True} if shape[1] % 2 or shape[2] % 2 else {}

@@ -183,9 +183,9 @@ def _make_step(g: Graph, shapes: Graph, add: str, x: str, main: str, body: set[s
                post: list[str], describe: Any, used_names: set[str]) -> FoundStep | str:
     cin, hin, _ = shapes.shape(x)
     cout, hout, _ = shapes.shape(add)
-    if hout < 1 or hin % hout:
-        return f"not a residual step: its input {hin} high does not divide into its output {hout}"
-    stride = hin // hout
+    stride = -(-hin // hout) if hout >= 1 else 0  # a strided step rounds up: 7 -> 4 at stride 2
+    if hout < 1 or -(-hin // stride) != hout:
+        return f"not a residual step: no stride takes its input {hin} high to its output {hout}"
     order = sorted(body, key=g.order)
     members = order + chain + [add] + post
     replaced = [g.meta(n)["source"] for n in members if "source" in g.meta(n)]
