@@ -78,7 +78,8 @@ class Progress:
     def __init__(self, total: int | None, desc: str, unit: str = "it", initial: int = 0) -> None:
         self.total, self.desc, self.unit, self.done = total, desc, unit, initial
         self.bar = None
-        self.last = time.monotonic()
+        self.last = self.start = time.monotonic()
+        self.initial = initial
         if _interactive():
             from tqdm import tqdm
 
@@ -97,7 +98,15 @@ class Progress:
             self.last = now
             of = f"/{self.total}" if self.total is not None else ""
             extra = "".join(f"  {k} {v}" for k, v in postfix.items())
-            logger.info(f"{self.desc}: {self.done}{of} {self.unit}{extra}")
+            logger.info(f"{self.desc}: {self.done}{of} {self.unit}{extra}{self._eta(now)}")
+
+    def _eta(self, now: float) -> str:
+        """``  ETA 1:05`` from the rate so far (nothing before the first item or without a total)."""
+        done = self.done - self.initial
+        if self.total is None or done <= 0 or self.done >= self.total:
+            return ""
+        left = int((now - self.start) * (self.total - self.done) / done)
+        return f"  ETA {left // 60}:{left % 60:02d}"
 
     def close(self) -> None:
         if self.bar is not None:

@@ -288,7 +288,9 @@ def lower_to_torch(graph: Graph, *, opaque: Mapping[str, nn.Module] | None = Non
             else:
                 raise GraphError(f"op {op!r} (lowering {key!r}) has no PyTorch lowering; expand macros first")
     fg.lint()
-    return fx.GraphModule(root, fg, class_name="MGNet")
+    gm = fx.GraphModule(root, fg, class_name="MGNet")
+    gm.mg_values = {name: node.name for name, node in values.items()}  # IR node -> fx node (taps, calibration)
+    return gm
 
 
 class TorchBackend:
