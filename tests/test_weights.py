@@ -1,15 +1,34 @@
-"""Trained weights in: the weights file forms and their one-line errors (`mgcompile.weights`)."""
+"""Trained weights in (`convert --weights`, `mgcompile.weights`) and the original recorded in conversion.json."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 
 import pytest
 import torch
+import torchvision
+from click.testing import CliRunner
 
+import mgcompile
+from mgcompile.cli import main
 from mgcompile.errors import MGCompileError
 from mgcompile.weights import file_sha256, load_weights, read_state_dict
+
+MG = ["-g", "8", "-c", "16", "--num-classes", "10", "--input-size", "3,32,32"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["--quiet", *args])
+
+
+def error_line(*args: str) -> str:
+    """The one ``Error:`` line of a refused command (exit 2, nothing else printed)."""
+    r = invoke(*args)
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), r.output
+    return lines[0]
 
 
 def sha(path) -> str:
@@ -30,6 +49,28 @@ def perturbed(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
 def small_net() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
                                torch.nn.Linear(4, 2))
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """A trained-looking torchvision resnet18 (10 classes) as a state_dict file, and `convert --weights` of it."""
+    root = tmp_path_factory.mktemp("tv")
+    file = root / "resnet18.pt"
+    torch.save(perturbed(torchvision.models.resnet18(num_classes=10)).state_dict(), file)
+    out = root / "mg"
+    r = invoke("convert", "torchvision:resnet18", *MG, "--weights", str(file), "-o", str(out))
+    assert r.exit_code == 0, r.output
+    return file, out
+
+
+def kept_layers_match(file_state: dict, out) -> list[str]:
+    """Assert every kept layer of the converted folder holds the file's tensors; the keys compared."""
+    kept = json.loads((out / "conversion.json").read_text())["layers_kept"]
+    saved = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    keys = [k for k in file_state if any(k.startswith(layer + ".") for layer in kept)]
+    for k in keys:
+        assert torch.equal(saved[k], file_state[k]), k
+    return keys
 
 
 def test_read_state_dict_reads_every_file_form(tmp_path):
@@ -96,4 +137,58 @@ def test_load_weights_names_the_first_missing_unexpected_and_misshaped_keys(tmp_
     load_weights(model, tmp_path / "good.pt", "--weights")
     assert all(torch.equal(good.state_dict()[k], v) for k, v in model.state_dict().items())
     assert file_sha256(tmp_path / "good.pt") == sha(tmp_path / "good.pt")
+
+
+def test_convert_weights_gives_a_torchvision_module_the_files_tensors(converted):
+    file, out = converted
+    keys = kept_layers_match(torch.load(file, weights_only=True), out)
+    assert {"conv1.weight", "bn1.running_var", "fc.weight", "fc.bias"} <= set(keys)
+    original = json.loads((out / "conversion.json").read_text())["original"]
+    assert original == {"ref": "torchvision:resnet18", "route": "torchvision", "path": None,
+                        "weights": str(file.resolve()), "sha256": sha(file), "input_shape": [3, 32, 32],
+                        "num_classes": 10, "width_mult": None}
+    assert mgcompile.load(out).mg_graph.meta_graph.conversion["original"] == original  # also inside model.pt
+
+
+def test_convert_weights_gives_a_timm_module_the_files_tensors(tmp_path):
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    file = tmp_path / "resnet10t.safetensors"
+    save_file(perturbed(timm.create_model("resnet10t", pretrained=False, num_classes=10)).state_dict(), file)
+    out = tmp_path / "mg"
+    r = invoke("convert", "timm:resnet10t", *MG, "--weights", str(file), "-o", str(out))
+    assert r.exit_code == 0, r.output
+    keys = kept_layers_match(read_state_dict(file), out)
+    assert {"conv1.0.weight", "fc.weight"} <= set(keys)
+    original = json.loads((out / "conversion.json").read_text())["original"]
+    assert original["route"] == "timm" and original["sha256"] == sha(file) and original["num_classes"] == 10
+
+
+def test_a_weights_file_that_does_not_fit_is_one_line_and_writes_nothing(tmp_path):
+    state = torchvision.models.resnet18().state_dict()  # 1000 classes where the conversion builds 10
+    state.pop("layer1.0.bn1.weight")
+    state["extra.bias"] = torch.zeros(2)
+    torch.save({"model": state}, tmp_path / "other.pt")
+    out = tmp_path / "mg"
+    line = error_line("convert", "torchvision:resnet18", *MG, "--weights", str(tmp_path / "other.pt"), "-o", str(out))
+    assert "1 key(s) missing (first layer1.0.bn1.weight)" in line and "1 unexpected (first extra.bias)" in line
+    assert "2 mis-shaped (first fc.weight: file (1000, 512), model (10, 512))" in line
+    assert not out.exists()
+    assert "does not exist" in error_line("convert", "torchvision:resnet18", *MG, "--weights",
+                                          str(tmp_path / "none.pt"), "-o", str(out))
+    assert not out.exists()
+
+
+def test_weights_on_a_spec_or_a_saved_network_is_a_one_line_error(tmp_path):
+    torch.save(small_net().state_dict(), tmp_path / "w.pt")
+    line = error_line("convert", "cifar_resnet", "-g", "8", "--weights", str(tmp_path / "w.pt"))
+    assert "built from a spec with fresh weights" in line
+    # a bare torchvision name of no registry spec takes the module route: the file is loaded (and here misfits)
+    assert "does not fit MNASNet" in error_line("convert", "mnasnet0_5", "-g", "8", "--weights", str(tmp_path / "w.pt"))
+    run = tmp_path / "run"
+    mgcompile.save(mgcompile.build(mgcompile.model_spec("cifar_resnet", channels=(8, 16), blocks=(1, 1),
+                                                        input_size=(16, 16))), run)
+    line = error_line("convert", str(run), "-g", "4", "--weights", str(tmp_path / "w.pt"))
+    assert "holds its own weights" in line
 
