@@ -1,4 +1,5 @@
-"""Trained weights in (`convert --weights`, `mgcompile.weights`) and the original recorded in conversion.json."""
+"""Trained weights in (`convert --weights`, `mgcompile.weights`) and the original remembered and rebuilt
+(`conversion.json`'s record, `mgcompile.original.load_original`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 import mgcompile
 from mgcompile.cli import main
 from mgcompile.errors import MGCompileError
+from mgcompile.original import load_original
 from mgcompile.weights import file_sha256, load_weights, read_state_dict
 
 MG = ["-g", "8", "-c", "16", "--num-classes", "10", "--input-size", "3,32,32"]
@@ -192,3 +194,67 @@ def test_weights_on_a_spec_or_a_saved_network_is_a_one_line_error(tmp_path):
     line = error_line("convert", str(run), "-g", "4", "--weights", str(tmp_path / "w.pt"))
     assert "holds its own weights" in line
 
+
+def _run_record(tmp_path):
+    from mgcompile.refs import resolve
+
+    run = tmp_path / "run"
+    base = perturbed(mgcompile.build(mgcompile.model_spec("cifar_resnet", channels=(8, 16), blocks=(1, 1),
+                                                          input_size=(16, 16))))
+    mgcompile.save(base, run)
+    return run, base, resolve(str(run), group_size=4, coarsest=8).original
+
+
+def test_load_original_rebuilds_a_converted_run(tmp_path):
+    run, base, record = _run_record(tmp_path)
+    assert record == {"ref": str(run), "route": "run", "path": str(run.resolve()), "weights": None,
+                      "sha256": sha(run / "model.pt"), "input_shape": [3, 16, 16], "num_classes": 10,
+                      "width_mult": None}
+    original = load_original(record)
+    x = torch.randn(2, 3, 16, 16)
+    assert not original.training and torch.equal(original(x), base(x))
+    assert torch.equal(load_original(None, ref=str(run))(x), base(x))  # --original RUN: needs no weights
+    with pytest.raises(MGCompileError, match="holds its own weights; drop --weights"):
+        load_original(None, ref=str(run), weights=str(run / "model.pt"))
+    torch.save({"trained": True}, run / "other.pt")
+    (run / "other.pt").replace(run / "model.pt")  # the run was retrained: its model.pt changed
+    with pytest.raises(MGCompileError, match=r"changed since the conversion.*--original REF \[--weights PATH\]"):
+        load_original(record)
+    with pytest.raises(MGCompileError, match="holds its own weights"):
+        load_original(record, weights=str(run / "model.pt"))
+
+
+def test_load_original_rebuilds_a_module_converted_with_weights(converted, tmp_path):
+    file, out = converted
+    record = json.loads((out / "conversion.json").read_text())["original"]
+    reference = torchvision.models.resnet18(num_classes=10)
+    reference.load_state_dict(torch.load(file, weights_only=True))
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(load_original(record)(x), reference.eval()(x))
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(file.read_bytes())
+    moved = {**record, "weights": str(copy)}
+    assert torch.equal(load_original(moved)(x), reference(x))
+    torch.save(perturbed(torchvision.models.resnet18(num_classes=10), seed=2).state_dict(), copy)
+    with pytest.raises(MGCompileError, match="changed since the conversion"):
+        load_original(moved)
+    assert not torch.equal(load_original(moved, weights=str(copy))(x), reference(x))  # an override: no sha check
+    explicit = load_original({"num_classes": 10}, ref="torchvision:resnet18", weights=str(file))  # a folder of old
+    assert torch.equal(explicit(x), reference(x))
+    copy.unlink()
+    with pytest.raises(MGCompileError, match="is gone"):
+        load_original(moved)
+
+
+def test_load_original_says_when_it_cannot_reproduce_the_original(tmp_path):
+    fix = r"--original REF \[--weights PATH\]"
+    with pytest.raises(MGCompileError, match=f"records no original.*{fix}"):
+        load_original(None)
+    fresh = {"ref": "torchvision:resnet18", "route": "torchvision", "path": None, "weights": None, "sha256": None,
+             "input_shape": [3, 32, 32], "num_classes": 10, "width_mult": None}
+    with pytest.raises(MGCompileError, match=f"converted without --weights.*{fix}"):
+        load_original(fresh)
+    with pytest.raises(MGCompileError, match="fresh weights without --weights PATH"):
+        load_original(fresh, ref="torchvision:resnet18")
+    with pytest.raises(MGCompileError, match="not a network with trained weights"):
+        load_original(fresh, ref="cifar_resnet")
