@@ -5,7 +5,10 @@ file (``.yaml``/``.json``); a registry name, MG name or shipped spec name
 (``mgcompile list``); a torchvision model name (``wide_resnet50_2``, or
 ``torchvision:resnet34`` to force that route); ``module:callable`` returning an
 ``nn.Module`` (``mypkg.models:make_net``). The last two are converted from the module
-(:func:`mgcompile.convert`), keeping the weights of every layer that is not replaced.
+(:func:`mgcompile.convert`), keeping the weights of every layer that is not replaced;
+``--weights PATH`` loads a trained weights file into the module first. Every conversion
+of a module or a saved network records its original (``Resolved.original``, see
+:mod:`mgcompile.original`).
 
 A name that is both a registry name and a torchvision model (``resnet34``,
 ``mobilenet_v2``) takes the spec route: the same architecture and parameter count as
@@ -42,6 +45,7 @@ class Resolved:
     report: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] | None = None  # a saved model's reference input and output (``mgcompile.save``)
     trained: bool = False  # a saved model written by ``mgcompile train`` (its weights are trained, not fresh)
+    original: dict[str, Any] | None = None  # what a conversion converted (mgcompile.original); None: spec routes
     _model: nn.Module | None = None
 
     @property
@@ -76,11 +80,14 @@ _MG_KEYS = tuple(f.name for f in cli_fields())
 _CONVERT_KEYS = (*_MG_KEYS, "seed", "init")
 
 
-def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int = 0, **overrides: Any) -> Resolved:
+def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int = 0, weights: str | None = None,
+            **overrides: Any) -> Resolved:
     """Resolve ``ref``; ``overrides`` are spec fields from CLI flags (``None`` = not given).
 
     ``ignored_layers`` / ``min_channels`` select which residual steps become MG cycles
-    (spec fields for spec and registry REFs, converter options for modules).
+    (spec fields for spec and registry REFs, converter options for modules). ``weights``
+    (``--weights``): a trained weights file loaded into a module route's module before it is
+    converted (:mod:`mgcompile.weights`); the other routes refuse it in one line.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides.get("init") == "random":
@@ -89,15 +96,11 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
         overrides["ignored_layers"] = tuple(ignored_layers)
     if min_channels:
         overrides["min_channels"] = min_channels
-    p = Path(ref)
-    if "init" in overrides and not (is_saved_model(ref) or ref.startswith(("torchvision:", "timm:"))
-                                    or (":" in ref and not p.exists())
-                                    or (ref not in {e.name for e in list_models()} and not p.exists()
-                                        and ref in torchvision_models())):
-        raise MGCompileError(f"--init {overrides['init']} starts converted cycles from an existing module's weights; "
-                             f"{ref} is built from a spec with fresh weights (use torchvision:NAME, timm:NAME, "
-                             "module:callable or a trained run folder)")
-    if is_saved_model(ref):
+    route, p = route_of(ref), Path(ref)
+    if route == "folder":
+        raise MGCompileError(f"{ref} is a folder without model.pt; pass a folder written by `mgcompile convert`")
+    _check_weight_options(ref, route, overrides.get("init"), weights)
+    if route == "saved":
         payload = load_payload(ref)
         graph = Graph.from_dict(payload["graph"])
         if overrides and "group_size" in overrides and graph.meta_graph.multigrid is None:
@@ -110,26 +113,77 @@ def resolve(ref: str, *, ignored_layers: tuple[str, ...] = (), min_channels: int
                    else "Give --group-size to convert it to its MG version (its trained layers are kept)")
             )
         return Resolved(ref, "saved", spec_of(graph), graph, path=p, reference=payload.get("reference"),
-                        trained=bool(payload.get("trained", False)))
-    if p.is_dir():
-        raise MGCompileError(f"{ref} is a folder without model.pt; pass a folder written by `mgcompile convert`")
-    if p.suffix in (".yaml", ".yml", ".json") or p.is_file():
+                        trained=bool(payload.get("trained", False)),
+                        original=(graph.meta_graph.conversion or {}).get("original"))
+    if route == "spec":
         spec = Spec.from_file(p)
         spec = spec.replace(**overrides) if overrides else spec
         return Resolved(ref, "spec", spec, expand(spec))
-    registered = {e.name for e in list_models()}
-    if ref.startswith("torchvision:"):
-        name = ref.split(":", 1)[1]
-        return _convert_module(ref, name, torchvision_module(name, overrides), overrides)
-    if ref.startswith("timm:"):
-        name = ref.split(":", 1)[1]
-        return _convert_module(ref, name, timm_module(name, overrides), overrides)
-    if ":" in ref:
-        return _convert_module(ref, ref.split(":", 1)[1], user_module(ref, overrides), overrides)
-    if ref in registered or MG_NAME.match(ref) or "/" in ref or ref not in torchvision_models():
+    if route == "registry":
         spec = model_spec(ref, **overrides)
         return Resolved(ref, "registry", spec, expand(spec))
-    return _convert_module(ref, ref, torchvision_module(ref, overrides), overrides)
+    model = module_of(route, ref, overrides)
+    source: dict[str, Any] = {"ref": ref, "route": route, "path": None, "weights": None, "sha256": None}
+    if weights is not None:
+        from mgcompile.weights import file_sha256, load_weights
+
+        load_weights(model, weights, "--weights")
+        source.update(weights=str(Path(weights).resolve()), sha256=file_sha256(weights))
+    return _convert_module(ref, module_name(ref), model, overrides, source)
+
+
+MODULE_ROUTES = ("torchvision", "timm", "module")
+
+
+def route_of(ref: str) -> str:
+    """The route ``ref`` takes, in the module docstring's order: ``saved``, ``folder`` (a folder without model.pt),
+    ``spec``, ``torchvision``, ``timm``, ``module`` or ``registry`` (a registry name wins over torchvision's)."""
+    p = Path(ref)
+    if is_saved_model(ref):
+        return "saved"
+    if p.is_dir():
+        return "folder"
+    if p.suffix in (".yaml", ".yml", ".json") or p.is_file():
+        return "spec"
+    if ref.startswith("torchvision:"):
+        return "torchvision"
+    if ref.startswith("timm:"):
+        return "timm"
+    if ":" in ref:
+        return "module"
+    if ref in {e.name for e in list_models()} or MG_NAME.match(ref) or "/" in ref or ref not in torchvision_models():
+        return "registry"
+    return "torchvision"
+
+
+def _check_weight_options(ref: str, route: str, init: str | None, weights: str | None) -> None:
+    """``--init base`` needs an existing module's weights, ``--weights`` a module to load them into."""
+    if init is not None and route in ("spec", "registry"):
+        raise MGCompileError(f"--init {init} starts converted cycles from an existing module's weights; "
+                             f"{ref} is built from a spec with fresh weights (use torchvision:NAME, timm:NAME, "
+                             "module:callable or a trained run folder)")
+    if weights is None or route in MODULE_ROUTES:
+        return
+    if route == "saved":
+        raise MGCompileError(f"--weights is for torchvision:NAME, timm:NAME and module:callable; {ref} is a saved "
+                             "network that holds its own weights (drop --weights)")
+    raise MGCompileError(f"--weights loads trained weights into an existing module; {ref} is built from a spec with "
+                         "fresh weights (use torchvision:NAME, timm:NAME or module:callable with --weights, or "
+                         "convert a trained run folder)")
+
+
+def module_name(ref: str) -> str:
+    """The name a module route converts under: the part after ``torchvision:``/``timm:``/``module:``."""
+    return ref.split(":", 1)[1] if ":" in ref else ref
+
+
+def module_of(route: str, ref: str, overrides: dict[str, Any]) -> nn.Module:
+    """The fresh module of a module-route ``ref`` (``route`` from :func:`route_of`), built with ``overrides``."""
+    if route == "torchvision":
+        return torchvision_module(module_name(ref), overrides)
+    if route == "timm":
+        return timm_module(module_name(ref), overrides)
+    return user_module(ref, overrides)
 
 
 def torchvision_module(name: str, overrides: dict[str, Any]) -> nn.Module:
@@ -196,6 +250,9 @@ def user_module(ref: str, overrides: dict[str, Any]) -> nn.Module:
 
 def _convert_saved(ref: str, graph: Graph, overrides: dict[str, Any]) -> Resolved:
     """A saved base network (a trained run, a converted-but-not-MG folder) -> its MG version, trained layers kept."""
+    from mgcompile.api import MODEL_FILE
+    from mgcompile.weights import file_sha256
+
     extra = sorted(set(overrides) - set(_CONVERT_KEYS) - {"ignored_layers", "min_channels"})
     if extra:
         raise MGCompileError(f"options {', '.join(extra)} cannot change the saved network {ref}; "
@@ -204,10 +261,16 @@ def _convert_saved(ref: str, graph: Graph, overrides: dict[str, Any]) -> Resolve
     name = spec.name if spec is not None and spec.name else Path(ref).name
     model = load(ref).eval()
     overrides = {**overrides, "input_size": tuple(graph.input_shape()[1:]), "in_channels": graph.input_shape()[0]}
-    return _convert_module(ref, name, model, overrides)
+    path = Path(ref).resolve()
+    source = {"ref": ref, "route": "run", "path": str(path), "weights": None,
+              "sha256": file_sha256(path / MODEL_FILE if path.is_dir() else path)}
+    return _convert_module(ref, name, model, overrides, source)
 
 
-def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, Any]) -> Resolved:
+def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, Any],
+                    source: dict[str, Any]) -> Resolved:
+    """Convert ``model``; ``source`` (ref, route, path, weights, sha256) becomes the report's ``original`` record,
+    completed with the input shape the conversion used and the classes (see :mod:`mgcompile.original`)."""
     import torch
 
     from mgcompile.conversion import convert_with
@@ -226,4 +289,11 @@ def _convert_module(ref: str, name: str, model: nn.Module, overrides: dict[str, 
                                 min_channels=overrides.get("min_channels", 0), init=overrides.get("init", "random"))
     converted = convert_with(model, params, options, example_input=example, name=name,
                              paper_width_mult=float(overrides.get("width_mult", 1.0)))
-    return Resolved(ref, "torch", None, converted.mg_graph, report=converted.mg_conversion, _model=converted)
+    graph = converted.mg_graph
+    (out,) = graph.nodes("output")
+    classes = graph.shape(out)
+    original = {**source, "input_shape": list(example.shape[1:]),
+                "num_classes": int(classes[0]) if all(d == 1 for d in classes[1:]) else None,  # (N, 1, 1): logits
+                "width_mult": overrides.get("width_mult")}
+    converted.mg_conversion["original"] = original  # the same dict as graph.meta_graph.conversion: saved with it
+    return Resolved(ref, "torch", None, graph, report=converted.mg_conversion, original=original, _model=converted)

@@ -27,14 +27,19 @@ _RUN_FOLDER_HINT = "convert writes a new folder: choose another -o (to convert a
               help="Modules only: 'base' starts each MG cycle as the base step's block-diagonal (level 0 takes the "
                    "step's weights, corrections start at zero), for converting a trained network; 'random' inits "
                    "cycles afresh from --seed.")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Modules only (torchvision:NAME, timm:NAME, module:callable): load this trained weights file into "
+                   "the module before converting it, so kept layers (and --init base cycles) carry its weights: a "
+                   "state_dict saved with torch.save, a checkpoint holding one under state_dict/model/"
+                   "model_state_dict, or .safetensors. A file that does not fit the module is an error.")
 @click.option("--latency-aware", "latency", type=click.Choice(targets.latency_targets()),
               help="Spec routes: time every MG cycle against its base step on this target (on this machine) and keep "
                    "only the faster cycles; the result is a different network (name suffix _latency_<target>, the "
                    "slow steps in its spec's ignored_layers) and latency.json holds the measurements.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (default: ./out/<name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON instead of a table.")
-def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, init: str, latency: str | None,
-            out: str | None, as_json: bool) -> None:
+def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, init: str, weights: str | None,
+            latency: str | None, out: str | None, as_json: bool) -> None:
     """Convert BASE into its MG version.
 
     BASE is a registry or spec name (`mgcompile list`: built from the spec with fresh
@@ -43,9 +48,10 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     module, keeping its weights, rather than building the registry spec of the same
     name: mobilenet_v3_small builds the spec, torchvision:mobilenet_v3_small converts), timm:NAME (a
     timm model with fresh weights, when timm is installed), or module:callable returning an
-    nn.Module. Every residual sum of a module is listed with what happened to it and why.
-    Writes spec.yaml (spec routes), graph.json (the IR), model.pt (IR + weights; reload with
-    mgcompile.load(DIR)), audit.json, for converted modules conversion.json, and with
+    nn.Module; --weights PATH gives those three trained weights. Every residual sum of a module is
+    listed with what happened to it and why. Writes spec.yaml (spec routes), graph.json (the IR),
+    model.pt (IR + weights; reload with mgcompile.load(DIR)), audit.json, for converted modules
+    and runs conversion.json (with the original it was converted from: REF, path, sha256), and with
     --latency-aware latency.json. Only these files are replaced in an existing folder (each
     only if mgcompile wrote it); everything else in it stays. A network
     in which no residual step becomes an MG cycle fails with exit code 2 and writes nothing.
@@ -61,7 +67,7 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
 
     if out:
         claim_folder(out, CONVERT_FILES, refuse=RUN_FOLDER, hint=_RUN_FOLDER_HINT)  # before the slow part: fail fast, touch nothing
-    r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, init=init, **overrides)
+    r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, init=init, weights=weights, **overrides)
     timings = None
     if latency is not None:
         r, timings = _latency_aware(r, latency, as_json)

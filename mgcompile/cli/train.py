@@ -29,7 +29,8 @@ from mgcompile.cli.options import mg_options
                    "momentum, ...); a name wins over a file of that name (./paper is the file).")
 @click.option("--teacher", help="Distil from this network: a trained run folder, or torchvision:NAME / timm:NAME / "
                                 "module:callable with --teacher-weights. Stored in the recipe (--resume continues it).")
-@click.option("--teacher-weights", type=click.Path(dir_okay=False), help="The teacher's state_dict file (.pt/.pth).")
+@click.option("--teacher-weights", type=click.Path(dir_okay=False),
+              help="The teacher's weights: a state_dict file (.pt/.pth), a checkpoint holding one, or .safetensors.")
 @click.option("--distill-temperature", type=click.FloatRange(min=0, min_open=True),
               help="Softmax temperature of the distillation term (default 4).")
 @click.option("--distill-weight", type=click.FloatRange(0, 1),

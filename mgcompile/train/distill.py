@@ -7,13 +7,13 @@ gradients on the same batch.
 
 A teacher is a trained run or saved model folder (its weights are in it), or
 ``torchvision:NAME`` / ``timm:NAME`` / ``module:callable`` with ``--teacher-weights PATH``
-(a ``state_dict`` file; nothing is downloaded). It must take the student's input and
-predict the same classes: anything else is a one-line error.
+(a ``state_dict``, a checkpoint holding one, or ``.safetensors``: :mod:`mgcompile.weights`;
+nothing is downloaded). It must take the student's input and predict the same classes:
+anything else is a one-line error.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -29,6 +29,7 @@ def load_teacher(ref: str, weights: str | None, num_classes: int) -> nn.Module:
     """The teacher module of ``ref`` (see the module docstring), in eval mode, its parameters frozen."""
     from mgcompile.api import load
     from mgcompile.refs import is_saved_model, timm_module, torchvision_module, user_module
+    from mgcompile.weights import load_weights
 
     if is_saved_model(ref):
         if weights is not None:
@@ -45,7 +46,7 @@ def load_teacher(ref: str, weights: str | None, num_classes: int) -> nn.Module:
             model = timm_module(name, {"num_classes": num_classes})
         else:
             model = user_module(ref, {})
-        _load_weights(model, weights)
+        load_weights(model, weights, "--teacher-weights")
     else:
         raise MGCompileError(f"teacher {ref!r} is neither a trained run folder nor torchvision:NAME / timm:NAME / "
                              "module:callable (with --teacher-weights)")
@@ -53,20 +54,6 @@ def load_teacher(ref: str, weights: str | None, num_classes: int) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-
-
-def _load_weights(model: nn.Module, path: str) -> None:
-    p = Path(path)
-    if not p.is_file():
-        raise MGCompileError(f"--teacher-weights {p} does not exist; pass the teacher's saved state_dict (.pt/.pth)")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        model.load_state_dict(state)
-    except Exception as exc:  # corrupt file, or weights of another architecture
-        raise MGCompileError(f"--teacher-weights {p} does not load into the teacher ({first_line(exc, 120)}); "
-                             "pass a state_dict of that exact model") from None
 
 
 def check_teacher(teacher: nn.Module, input_shape: tuple[int, int, int], num_classes: int, ref: str) -> None:
