@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +245,23 @@ def test_run_normalisation_recomputes_for_old_runs_and_names_fixes(tmp_path, dig
     assert "apt-get install" in one_line_error(lambda: run_normalisation(run))
     (run / "run.json").write_text(json.dumps({"recipe": {}}))
     assert "names no data set" in one_line_error(lambda: run_normalisation(run))
+
+
+def test_train_records_the_normalisation_it_used(tmp_path, run, digits):
+    out = tmp_path / "r"
+    result = run("--quiet", "train", "cifar_resnet", "--channels", "8,16", "--blocks", "1,1", "--data", "digits",
+                 "--epochs", "1", "--limit-train", "64", "--batch-size", "32", "--workers", "0", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "run.json").read_text())["normalize"]
+    assert record["source"] == "digits training set"
+    recorded = run_normalisation(out)
+    assert recorded == Normalisation.from_dict(record)
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    info = json.loads((old / "run.json").read_text())
+    del info["normalize"]
+    (old / "run.json").write_text(json.dumps(info))
+    assert run_normalisation(old) == recorded == source_normalisation(digits)
 
 
 def test_module_normalisation_by_route():
