@@ -66,3 +66,46 @@ def assert_trains():
 @pytest.fixture
 def fixed_batch():
     return training_check.fixed_batch
+
+
+def write_cifar(root: Path, name: str, n_train: int, n_test: int, classes: int) -> None:
+    """A tiny CIFAR folder in the python archives' layout (random pixels and labels)."""
+    import pickle
+
+    import numpy as np
+
+    from mgcompile.train.cifar import LAYOUT
+
+    sub, train, test, meta, label_key, names_key = LAYOUT[name]
+    folder = root / sub
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for files, n in ((train, n_train), (test, n_test)):
+        for f in files:
+            batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                     label_key.encode(): list(rng.integers(0, classes, n))}
+            (folder / f).write_bytes(pickle.dumps(batch))
+    (folder / meta).write_bytes(pickle.dumps({names_key.encode(): [f"c{i}".encode() for i in range(classes)]}))
+
+
+def write_imagefolder(root: Path, per_class: int = 3) -> None:
+    """A tiny ImageNet-layout folder: train/ and val/, classes cat (red) and dog (blue), 40x30 PNGs."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (40, 30), color).save(root / split / cls / f"{i}.png")
+
+
+@pytest.fixture(name="write_cifar")
+def write_cifar_fixture():
+    """:func:`write_cifar`, for tests in any folder."""
+    return write_cifar
+
+
+@pytest.fixture(name="write_imagefolder")
+def write_imagefolder_fixture():
+    """:func:`write_imagefolder`, for tests in any folder."""
+    return write_imagefolder

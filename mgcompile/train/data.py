@@ -213,15 +213,32 @@ def make_splits(source: Source, size: tuple[int, int], *, val_fraction: float = 
         logger.warning(f"note: resizing {source.name} images from {h}x{w} to {size[0]}x{size[1]}, the network's input size")
     n_train = len(source.train[1]) if source.in_memory else len(source.train)
     n_test = len(source.test[1]) if source.in_memory else len(source.test)
-    order = np.random.default_rng(SPLIT_SEED + 1).permutation(n_train)
-    n_val = int(round(n_train * val_fraction))
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:][:limit_train])
-    if source.in_memory:
-        pixels = source.train[0].float() / 255.0  # the whole training set: the same for every split setting
-        mean, std = pixels.mean(dim=(0, 2, 3)), pixels.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    else:
-        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    train_idx, val_idx = split_indices(n_train, val_fraction, limit_train)
+    n_val = len(val_idx)
+    mean, std = train_statistics(source)
     train = ImageSet(source, "train", train_idx, size, True, mean, std, seed)
     val = ImageSet(source, "train", val_idx, size, False, mean, std, seed) if n_val else None
     test = ImageSet(source, "test", np.arange(n_test), size, False, mean, std, seed)
     return Splits(source, train, val, test)
+
+
+def split_indices(n_train: int, val_fraction: float, limit_train: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices into a source's training images: the validation part is fixed by
+    ``SPLIT_SEED`` alone, so training, evaluation and calibration all hold out the same images."""
+    order = np.random.default_rng(SPLIT_SEED + 1).permutation(n_train)
+    n_val = int(round(n_train * val_fraction))
+    return np.sort(order[n_val:][:limit_train]), np.sort(order[:n_val])
+
+
+def train_statistics(source: Source) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std the network's inputs are normalised with: an in-memory set's whole training
+    images (the same for every split setting), ImageNet's for image folders."""
+    if source.in_memory:
+        pixels = source.train[0].float() / 255.0
+        return pixels.mean(dim=(0, 2, 3)), pixels.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+
+
+def statistics_source(source: Source) -> str:
+    """Where :func:`train_statistics` come from, in words (recorded in run.json beside the numbers)."""
+    return f"{source.name} training set" if source.in_memory else "ImageNet"

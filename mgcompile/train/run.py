@@ -1,8 +1,8 @@
 """A training run end to end: model for the data, resume, epochs, checkpoints, signals, results.
 
-``RUN_DIR`` gets run.json (what was asked), checkpoint.pt (after every epoch and on
-SIGINT/SIGTERM), metrics.csv/.jsonl, and at the end results.json and model.pt (the
-trained network, readable by ``mgcompile eval/export RUN_DIR``).
+``RUN_DIR`` gets run.json (what was asked, and how inputs were normalised), checkpoint.pt
+(after every epoch and on SIGINT/SIGTERM), metrics.csv/.jsonl, and at the end results.json
+and model.pt (the trained network, readable by ``mgcompile eval/export RUN_DIR``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from mgcompile.progress import Progress
 from mgcompile.provenance import claim_folder
 from mgcompile.train import TRAIN_FILES
 from mgcompile.train import distributed as D
+from mgcompile.train.calibration_data import split_normalisation
 from mgcompile.train.checkpoint import (CHECKPOINT_FILE, capture_rng, check_same_network, read_checkpoint,
                                         restore_rng, save_checkpoint)
 from mgcompile.train.data import Source, Splits, load_source, make_splits
@@ -333,12 +334,14 @@ def _training_module(cfg: RunConfig, t: _Training) -> nn.Module:
 
 
 def _announce(cfg: RunConfig, t: _Training) -> None:
-    """run.json (what was asked), then the run's one-line summary and its recipe's."""
+    """run.json (what was asked, and the input normalisation calibration reads back), then the run's one-line
+    summary and its recipe's."""
     recipe, ctx, dev, size, splits = t.recipe, cfg.ctx, cfg.dev, t.size, t.splits
     if ctx.is_main:
         info = {"ref": cfg.resolved.ref, "data": cfg.data, "data_dir": cfg.data_dir, "input_size": list(size),
-                "spec": cfg.spec_dict, "recipe": recipe.to_dict(), "world_size": ctx.world_size, "device": str(dev),
-                "precision": str(t.precision.dtype or "float32"), "argv": sys.argv}
+                "spec": cfg.spec_dict, "recipe": recipe.to_dict(),
+                "normalize": split_normalisation(cfg.source, splits).to_dict(), "world_size": ctx.world_size,
+                "device": str(dev), "precision": str(t.precision.dtype or "float32"), "argv": sys.argv}
         atomic_write_json(cfg.run_dir / "run.json", info)
     t.params = sum(p.numel() for p in t.model.parameters())
     resolved = cfg.resolved

@@ -86,14 +86,8 @@ def test_mnist_from_wheel_or_install_hint():
         assert source.train[0].shape == (60000, 1, 28, 28) and len(source.test[1]) == 10000
 
 
-def test_imagefolder(tmp_path):
-    from PIL import Image
-
-    for split in ("train", "val"):
-        for cls, color in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
-            (tmp_path / split / cls).mkdir(parents=True)
-            for i in range(3):
-                Image.new("RGB", (40, 30), color).save(tmp_path / split / cls / f"{i}.png")
+def test_imagefolder(tmp_path, write_imagefolder):
+    write_imagefolder(tmp_path)
     source = load_source(f"imagefolder:{tmp_path}")
     assert source.num_classes == 2 and source.channels == 3
     splits = make_splits(source, (24, 24), val_fraction=0.0)
@@ -115,26 +109,9 @@ def test_missing_data_is_a_clear_error(tmp_path, name, data_dir, message):
         load_source(name, str(tmp_path / "none") if data_dir else None)
 
 
-def _write_cifar(root, name: str, n_train: int, n_test: int, classes: int) -> None:
-    import pickle
-
-    from mgcompile.train.cifar import LAYOUT
-
-    sub, train, test, meta, label_key, names_key = LAYOUT[name]
-    folder = root / sub
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for files, n in ((train, n_train), (test, n_test)):
-        for f in files:
-            batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                     label_key.encode(): list(rng.integers(0, classes, n))}
-            (folder / f).write_bytes(pickle.dumps(batch))
-    (folder / meta).write_bytes(pickle.dumps({names_key.encode(): [f"c{i}".encode() for i in range(classes)]}))
-
-
 @pytest.mark.parametrize("name, classes", [("cifar10", 10), ("cifar100", 100)])
-def test_cifar_python_archives_from_a_local_folder(tmp_path, name, classes):
-    _write_cifar(tmp_path, name, n_train=4, n_test=3, classes=classes)
+def test_cifar_python_archives_from_a_local_folder(tmp_path, name, classes, write_cifar):
+    write_cifar(tmp_path, name, n_train=4, n_test=3, classes=classes)
     source = load_source(name, str(tmp_path))
     n_batches = 5 if name == "cifar10" else 1
     assert source.train[0].shape == (4 * n_batches, 3, 32, 32) and source.test[0].shape == (3, 3, 32, 32)
@@ -143,8 +120,8 @@ def test_cifar_python_archives_from_a_local_folder(tmp_path, name, classes):
     assert x.shape == (3, 32, 32) and 0 <= y < classes
 
 
-def test_damaged_cifar_folder_is_a_clear_error(tmp_path):
-    _write_cifar(tmp_path, "cifar10", n_train=2, n_test=2, classes=10)
+def test_damaged_cifar_folder_is_a_clear_error(tmp_path, write_cifar):
+    write_cifar(tmp_path, "cifar10", n_train=2, n_test=2, classes=10)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(MGCompileError, match="incomplete or damaged"):
         load_source("cifar10", str(tmp_path))
