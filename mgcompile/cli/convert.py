@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mgcompile.cli.calibrate import calibration_options
 from mgcompile.cli.options import mg_options
 from mgcompile.exporters import targets
 from mgcompile.provenance import register_file_set
@@ -23,23 +24,30 @@ _RUN_FOLDER_HINT = "convert writes a new folder: choose another -o (to convert a
                    "e.g. 'layer4.*'.")
 @click.option("--min-channels", type=click.IntRange(min=0), default=0,
               help="Convert only steps at least this wide (where MG pays).")
-@click.option("--init", type=click.Choice(["random", "base"]), default="random", show_default=True,
-              help="Modules only: 'base' starts each MG cycle as the base step's block-diagonal (level 0 takes the "
-                   "step's weights, corrections start at zero), for converting a trained network; 'random' inits "
-                   "cycles afresh from --seed.")
+@click.option("--init", type=click.Choice(["random", "base"]),
+              help="Modules and runs only: 'base' starts each MG cycle as the base step's block-diagonal (level 0 "
+                   "takes the step's weights, the coarse corrections start small), for converting a trained network; "
+                   "'random' inits cycles afresh from --seed. Default: base with --calibrate, else random.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Modules only (torchvision:NAME, timm:NAME, module:callable): load this trained weights file into "
                    "the module before converting it, so kept layers (and --init base cycles) carry its weights: a "
                    "state_dict saved with torch.save, a checkpoint holding one under state_dict/model/"
                    "model_state_dict, or .safetensors. A file that does not fit the module is an error.")
+@click.option("--calibrate", "calibrate_data", metavar="DATA",
+              help="After converting, fit the MG network to the trained original on DATA's images, without labels "
+                   "(digits, mnist, fashion-mnist, cifar10, cifar100, imagefolder:PATH, images:PATH): each converted "
+                   "step and transition learns its original step's output back. Runs and modules with --weights only.")
+@calibration_options
 @click.option("--latency-aware", "latency", type=click.Choice(targets.latency_targets()),
               help="Spec routes: time every MG cycle against its base step on this target (on this machine) and keep "
                    "only the faster cycles; the result is a different network (name suffix _latency_<target>, the "
                    "slow steps in its spec's ignored_layers) and latency.json holds the measurements.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False), help="Output folder (default: ./out/<name>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON instead of a table.")
-def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, init: str, weights: str | None,
-            latency: str | None, out: str | None, as_json: bool) -> None:
+def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: int, init: str | None,
+            weights: str | None, calibrate_data: str | None, data_dir: str | None, calibrate_steps: int | None,
+            calibrate_batch: int, calibrate_images: int | None, device: str, latency: str | None, out: str | None,
+            as_json: bool) -> None:
     """Convert BASE into its MG version.
 
     BASE is a registry or spec name (`mgcompile list`: built from the spec with fresh
@@ -57,6 +65,8 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     in which no residual step becomes an MG cycle fails with exit code 2 and writes nothing.
     """
     from mgcompile.api import save
+    from mgcompile.cli.calibrate import config_of, run_calibration
+    from mgcompile.errors import MGCompileError
     from mgcompile.atomic import json_text, write_file_set
     from mgcompile.audit import audit, format_audit
     from mgcompile.conversion import format_report
@@ -67,7 +77,18 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
 
     if out:
         claim_folder(out, CONVERT_FILES, refuse=RUN_FOLDER, hint=_RUN_FOLDER_HINT)  # before the slow part: fail fast, touch nothing
+    cfg = None
+    if calibrate_data is not None:
+        cfg = config_of(calibrate_steps, calibrate_batch, overrides.get("seed"), device)  # bad flags fail first
+        init = init or "base"
+        if latency is not None:
+            raise MGCompileError("--calibrate and --latency-aware exclude each other: latency-aware conversion works "
+                                 "on specs (fresh weights), calibration on trained networks")
     r = resolve(base, ignored_layers=tuple(ignored), min_channels=min_channels, init=init, weights=weights, **overrides)
+    if cfg is not None and r.kind != "torch":
+        raise MGCompileError(f"--calibrate fits a converted network to its trained original; {base} is built from a "
+                             "spec with fresh weights (nothing learned to keep): convert a trained run folder, or "
+                             "torchvision:NAME / timm:NAME / module:callable with --weights")
     timings = None
     if latency is not None:
         r, timings = _latency_aware(r, latency, as_json)
@@ -76,13 +97,16 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     name = model_name(r)
     target = claim_folder(Path(out) if out else Path("out") / name, CONVERT_FILES, refuse=RUN_FOLDER, hint=_RUN_FOLDER_HINT)
     model = r.model()
+    if cfg is not None:
+        run_calibration(model, calibrate_data, data_dir=data_dir, cfg=cfg, limit=calibrate_images)
+        model = model.cpu()
     a = audit(r.graph, r.spec)
     a["name"] = name
     if r.kind == "torch":
         a["conversion"] = r.report
     files = {
         "graph.json": lambda p: p.write_text(r.graph.to_json()),
-        "model.pt": lambda p: save(model, p, r.graph),
+        "model.pt": lambda p: save(model, p, r.graph, trained=cfg is not None),
         "audit.json": lambda p: p.write_text(json_text(marked_json(a))),
     }
     if r.spec is not None:
