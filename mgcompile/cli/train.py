@@ -27,7 +27,8 @@ from mgcompile.cli.options import mg_options
               help="A recipe name, 'default' (adapts to the data: batch, lr scaling, warm-up, cosine, zero-init "
                    "residuals) or 'paper' (the paper's ImageNet recipe), or a YAML file of recipe keys (epochs, lr, "
                    "momentum, ...); a name wins over a file of that name (./paper is the file).")
-@click.option("--teacher", help="Distil from this network: a trained run folder, or torchvision:NAME / timm:NAME / "
+@click.option("--teacher", help="Distil from this network: 'original' (the trained network REF, a converted folder, "
+                                "was converted from), a trained run folder, or torchvision:NAME / timm:NAME / "
                                 "module:callable with --teacher-weights. Stored in the recipe (--resume continues it).")
 @click.option("--teacher-weights", type=click.Path(dir_okay=False),
               help="The teacher's weights: a state_dict file (.pt/.pth), a checkpoint holding one, or .safetensors.")
@@ -63,7 +64,7 @@ def command(ref: str, data: str, data_dir: str | None, epochs: int | None, batch
                         "limit_train": limit_train,
                         "compile": True if use_compile else None, "checkpointing": True if checkpointing else None,
                         "seed": overrides.get("seed"),
-                        "teacher": str(Path(teacher).resolve()) if teacher and Path(teacher).exists() else teacher,
+                        "teacher": str(Path(teacher).resolve()) if teacher and teacher != "original" and Path(teacher).exists() else teacher,
                         "teacher_weights": str(Path(teacher_weights).resolve()) if teacher_weights else None,
                         "distill_temperature": distill_temperature, "distill_weight": distill_weight}
     try:

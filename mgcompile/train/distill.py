@@ -5,7 +5,8 @@
 (``distill_temperature``, ``distill_weight``). The teacher runs in eval mode without
 gradients on the same batch.
 
-A teacher is a trained run or saved model folder (its weights are in it), or
+A teacher is ``original`` (the network a converted student was converted from, as its
+conversion recorded it), a trained run or saved model folder (its weights are in it), or
 ``torchvision:NAME`` / ``timm:NAME`` / ``module:callable`` with ``--teacher-weights PATH``
 (a ``state_dict``, a checkpoint holding one, or ``.safetensors``: :mod:`mgcompile.weights`;
 nothing is downloaded). It must take the student's input and predict the same classes:
@@ -14,7 +15,7 @@ anything else is a one-line error.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +26,27 @@ from mgcompile.errors import MGCompileError, first_line
 Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def load_teacher(ref: str, weights: str | None, num_classes: int) -> nn.Module:
-    """The teacher module of ``ref`` (see the module docstring), in eval mode, its parameters frozen."""
+def load_teacher(ref: str, weights: str | None, num_classes: int, student: Any = None) -> nn.Module:
+    """The teacher module of ``ref`` (see the module docstring), in eval mode, its parameters frozen.
+
+    ``original``: the network the student (a converted folder, its IR ``student``) was converted from, as its
+    conversion recorded it (:func:`mgcompile.original.load_original`)."""
     from mgcompile.api import load
     from mgcompile.refs import is_saved_model, timm_module, torchvision_module, user_module
     from mgcompile.weights import load_weights
 
-    if is_saved_model(ref):
+    if ref == "original":
+        from mgcompile.original import load_original
+
+        if weights is not None:
+            raise MGCompileError("--teacher original is the network the student was converted from, with the weights "
+                                 "its conversion recorded; drop --teacher-weights (or name the teacher explicitly)")
+        conversion = (student.meta_graph.conversion if student is not None else None) or {}
+        if not conversion:
+            raise MGCompileError("--teacher original needs a converted network (a folder written by `mgcompile "
+                                 "convert` from a trained run or a module with --weights); name the teacher instead")
+        model = load_original(conversion.get("original"))
+    elif is_saved_model(ref):
         if weights is not None:
             raise MGCompileError(f"--teacher-weights is for torchvision:/timm:/module: teachers; {ref} holds its own")
         model = load(ref)

@@ -296,7 +296,7 @@ def _loss(cfg: RunConfig, recipe: Recipe) -> Callable:
     if recipe.teacher is not None:
         from mgcompile.train.distill import check_teacher, load_teacher
 
-        teacher = load_teacher(recipe.teacher, recipe.teacher_weights, cfg.source.num_classes)
+        teacher = load_teacher(recipe.teacher, recipe.teacher_weights, cfg.source.num_classes, cfg.resolved.graph)
         check_teacher(teacher, tuple(cfg.resolved.graph.input_shape()), cfg.source.num_classes, recipe.teacher)
         teacher = teacher.to(cfg.dev)
         if recipe.channels_last:
