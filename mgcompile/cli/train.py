@@ -64,7 +64,8 @@ def command(ref: str, data: str, data_dir: str | None, epochs: int | None, batch
                         "limit_train": limit_train,
                         "compile": True if use_compile else None, "checkpointing": True if checkpointing else None,
                         "seed": overrides.get("seed"),
-                        "teacher": str(Path(teacher).resolve()) if teacher and teacher != "original" and Path(teacher).exists() else teacher,
+                        "teacher": str(Path(teacher).resolve())
+                        if teacher and teacher != "original" and Path(teacher).exists() else teacher,
                         "teacher_weights": str(Path(teacher_weights).resolve()) if teacher_weights else None,
                         "distill_temperature": distill_temperature, "distill_weight": distill_weight}
     try:
