@@ -51,7 +51,8 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
             uneven_groups: str | None = None,
             width_mult: float | None = None, ignored_layers: Iterable[str] = (), min_channels: int = 0,
             example_input: torch.Tensor | None = None, seed: int = 0, name: str | None = None,
-            paper_width_mult: float = 1.0, init: str = "random") -> nn.Module:
+            paper_width_mult: float = 1.0, init: str | None = None, calibrate: Any = None,
+            calibrate_config: Any = None) -> nn.Module:
     """Return the MG version of ``model`` (a ``torch.fx.GraphModule``; ``model`` is not changed).
 
     The result carries ``.mg_graph`` (the expanded IR), ``.mg_spec`` (``None``: it
@@ -67,7 +68,13 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     ``init``: ``random`` (default) initialises every MG cycle afresh from ``seed``; ``base`` starts each
     cycle as its base step's block-diagonal (see :func:`warm_start`), for converting a trained network.
     The keywords make an :class:`MGParams` and a :class:`ConversionOptions`; :func:`convert_with` takes those.
+
+    ``calibrate``: images (a tensor, a Dataset or any iterable of image batches, normalised as ``model`` expects)
+    to fit the result to ``model`` on, without labels (:func:`mgcompile.calibrate`, default budget); ``init`` then
+    defaults to ``base``; ``calibrate_config`` (a :class:`~mgcompile.train.calibrate.CalibrationConfig`) sets its
+    budget and seed. The report is in ``.mg_conversion["calibration"]``; the result is in eval mode.
     """
+    init = init or ("base" if calibrate is not None else "random")
     if init not in INITS:
         raise MGCompileError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     if width_mult not in (None, 1, 1.0):
@@ -76,8 +83,13 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     params = MGParams(group_size=group_size, coarsest=coarsest, transfer_nnz=transfer_nnz, cycle=cycle,
                       transfer=transfer, transition=transition, uneven_groups=uneven_groups, seed=seed)
     options = ConversionOptions(ignored_layers=tuple(ignored_layers), min_channels=min_channels, init=init)
-    return convert_with(model, params, options, example_input=example_input, name=name,
-                        paper_width_mult=paper_width_mult)
+    converted = convert_with(model, params, options, example_input=example_input, name=name,
+                             paper_width_mult=paper_width_mult)
+    if calibrate is not None:
+        from mgcompile.train.calibrate import calibrate as fit
+
+        fit(converted, model, calibrate, config=calibrate_config)
+    return converted
 
 
 def convert_with(model: nn.Module, params: MGParams, options: ConversionOptions | None = None, *,
@@ -108,6 +120,7 @@ def convert_with(model: nn.Module, params: MGParams, options: ConversionOptions 
         if options.init == "base":
             warm_start(expanded, imported.module, lowered, converted)
     report = _report(rows, kept, imported, expanded, model, mg, options, name)
+    report["fingerprint"] = fingerprint(imported.module, tuple(example_input.shape[1:]))
     paper = paper_match(report["name"], mg, paper_width_mult, report["base_params"], report["params"])
     if paper is not None:
         report["paper"] = paper
@@ -143,7 +156,7 @@ def _collapse_steps(graph: Graph, base_graph: Graph, mg: MGParams,
         rows.append(row)
         status, reason, after = _decide(block, mg, options)
         row.update(status=status, reason=reason)
-        if status == "converted":
+        if status in ("converted", "transition"):  # a transition's cycle starts from its strided step where it can
             converted[block.name] = block.weights
         if status in ("converted", "transition"):
             outputs[block.output] = collapse(graph, block, meta={"stage": _stage(block.name)})
@@ -198,6 +211,17 @@ def warm_start(graph: Graph, original: nn.Module, lowered: nn.Module, steps: dic
                     target.copy_(value.reshape(target.shape))
                 elif graph.op(node) == "conv" and key == "weight" and value.shape[0] == target.shape[0]:
                     _copy_diagonal_blocks(value, target, graph.attrs(node)["in_channels"], graph.attrs(node)["groups"])
+
+
+@torch.no_grad()
+def fingerprint(module: nn.Module, input_shape: tuple[int, ...]) -> list[float]:
+    """The original's eval-mode output on one fixed input: 16 values and the norm, stored with the conversion so
+    that a calibration can tell the network it was converted from from another of the same architecture."""
+    x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(20261208))
+    was = module.training
+    out = module.eval()(x).flatten().double()
+    module.train(was)
+    return [float(v) for v in out[:16]] + [float(out.norm())]
 
 
 def _copy_diagonal_blocks(value: torch.Tensor, target: torch.Tensor, in_channels: int, groups: int) -> None:

@@ -80,6 +80,9 @@ def audit(graph: Graph, spec: Spec | None, base: Graph | None = None, *, batch_s
                        "step_counts": {k: v.to_dict() for k, v in b.steps.items()},
                        "activations": ba.to_dict()}
         out["ratio"] = {"params": report.params / b.params, "macs": report.macs / b.macs if b.macs else None}
+    calibration = (graph.meta_graph.conversion or {}).get("calibration")
+    if calibration:  # a calibrated conversion: how close it came to its original (mgcompile.train.calibrate)
+        out["calibration"] = calibration
     return out
 
 
@@ -109,4 +112,8 @@ def format_audit(a: dict[str, Any]) -> str:
                      f"{a['params'] / 1e6:.3f}M, gap {a['paper']['gap_pct']:+.2f}%")
     for note in a["notes"]:
         lines.append(f"note: {note}")
+    if "calibration" in a:
+        from mgcompile.audit.calibration import format_calibration
+
+        lines.append(format_calibration(a["calibration"]))
     return "\n".join(lines)

@@ -101,12 +101,15 @@ def teacher_of(mg_model: nn.Module, original: nn.Module) -> fx.GraphModule:
     except MGCompileError as exc:
         raise MGCompileError(f"the original given is not the network this one was converted from ({exc})") from None
     teacher.eval()
-    x = torch.randn(2, *base.input_shape(), generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        want, got = imported.module.eval()(x), teacher(x)
-    if not torch.allclose(want, got, rtol=1e-3, atol=1e-4 * max(1.0, want.abs().max().item())):
-        raise MGCompileError("the original given does not reproduce the network this one was converted from; "
-                             "pass the module or run that was converted")
+    recorded = graph.meta_graph.conversion.get("fingerprint")
+    if recorded is not None:  # the same weights as at conversion (conversions before it recorded none)
+        from mgcompile.conversion import fingerprint
+
+        got = torch.tensor(fingerprint(teacher, tuple(base.input_shape())))
+        want = torch.tensor(recorded)
+        if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-3, atol=1e-4 * float(want[-1]) + 1e-6):
+            raise MGCompileError("the original given does not reproduce the network this one was converted from "
+                                 "(other weights); pass the module or run that was converted")
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
@@ -125,7 +128,7 @@ def tapped(gm: fx.GraphModule, graph: Graph, taps: list[str], forced: list[str] 
     ``forced`` IR nodes become extra inputs, in that order: every use of such a node reads the input instead
     (teacher forcing: a step fed the original's input to it). Their own values are still tapped unforced.
     """
-    values: dict[str, str] = gm.mg_values  # type: ignore[attr-defined]
+    values = _values(gm, graph)
     g = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
     out = g.graph_copy(gm.graph, env)
@@ -140,6 +143,16 @@ def tapped(gm: fx.GraphModule, graph: Graph, taps: list[str], forced: list[str] 
     g.output((out, [by_name[values[t]] for t in taps]))
     g.lint()
     return fx.GraphModule(gm, g, class_name="Tapped")
+
+
+def _values(gm: fx.GraphModule, graph: Graph) -> dict[str, str]:
+    """IR node -> fx node name: recorded at lowering (``mg_values``), else found again (a copied module loses it)."""
+    if hasattr(gm, "mg_values"):
+        return gm.mg_values  # type: ignore[return-value]
+    by_target = {n.target: n.name for n in gm.graph.nodes if n.op == "call_module"}
+    names = {n.name for n in gm.graph.nodes}
+    return {n: by_target.get(n, n.replace(".", "_")) for n in graph.nodes()
+            if n in by_target or n.replace(".", "_") in names}
 
 
 # ---- image batches ---------------------------------------------------------------------------------------------
@@ -252,15 +265,23 @@ class _Pair:
 
 
 def calibrate(mg_model: nn.Module, original: nn.Module, images: Any, *, heldout: Any = None,
-              config: CalibrationConfig | None = None, teacher: fx.GraphModule | None = None) -> dict[str, Any]:
+              config: CalibrationConfig | None = None, teacher: fx.GraphModule | None = None,
+              **options: Any) -> dict[str, Any]:
     """Fit ``mg_model`` (a converted network, changed in place) to ``original`` on ``images``; returns the report.
 
     ``images``: an (N, C, H, W) tensor, a Dataset of images, or any iterable of image batches (a DataLoader; a
     ``(x, y)`` batch is cut to ``x``), normalised as ``original`` expects. ``heldout``: the same kind, images kept out
     of the fit that score it (per-step errors, top-1 agreement and KL before and after); ``None`` scores nothing.
     The model ends in eval mode with re-estimated BatchNorm statistics. See the module docstring for the method.
+    ``options`` are :class:`CalibrationConfig` fields (``presentations=5000``, ``batch_size``, ``seed``, ``device``).
     """
     cfg = config or CalibrationConfig()
+    if options:
+        unknown = sorted(set(options) - set(cfg.to_dict()))
+        if unknown:
+            raise MGCompileError(f"calibrate() got unknown options {', '.join(unknown)}; it takes "
+                                 f"{', '.join(cfg.to_dict())}")
+        cfg = CalibrationConfig(**{**cfg.to_dict(), **options})
     steps = fitted_steps(mg_model.mg_graph)  # type: ignore[attr-defined]
     if not steps:
         raise MGCompileError("this network has no converted step to calibrate (no MG cycle or transition)")
@@ -277,13 +298,17 @@ def calibrate(mg_model: nn.Module, original: nn.Module, images: Any, *, heldout:
     with stage("re-estimating BatchNorm statistics over the calibration images"):
         seen = recompute_batchnorm(mg_model, batches(images, cfg.batch_size, cfg.seed + 1), cfg.bn_images, dev)
     report.update(seconds=round(time.perf_counter() - start, 1), bn_images=seen, history=history)
+    conversion = mg_model.mg_graph.meta_graph.conversion  # type: ignore[attr-defined]
+    conversion["calibration"] = report  # saved with the model: audits show it
     mg_model.eval()
     if scored:
         after = score(pair, scored)
         report["heldout"] = {"images": sum(len(b) for b in scored), "agreement_before": before["agreement"],
                              "agreement": after["agreement"], "kl_before": before["kl"], "kl": after["kl"]}
-        report["steps"] = [{"step": s, "status": _status(mg_model, s), "error_before": b, "error": a, "local_error": lo}
-                           for s, b, a, lo in zip(steps, before["errors"], after["errors"], after["local"])]
+        report["steps"] = [{"step": s, "status": _status(mg_model, s), "error_before": b, "error": a,
+                            "local_error_before": lb, "local_error": lo}
+                           for s, b, a, lb, lo in zip(steps, before["errors"], after["errors"], before["local"],
+                                                      after["local"])]
     return report
 
 
@@ -386,28 +411,8 @@ def score(pair: _Pair, scored: list[torch.Tensor]) -> dict[str, Any]:
             "local": [round(v, 5) for v in (local / norm).tolist()]}
 
 
-def format_calibration(report: dict[str, Any]) -> str:
-    """The calibration report as a table: per fitted step its error before and after, then the network's scores."""
-    lines = []
-    cfg = report.get("config", {})
-    lines.append(f"calibration: {report.get('fitted_steps')} steps fitted on {cfg.get('presentations'):,} image "
-                 f"presentations (batch {cfg.get('batch_size')}) in {report.get('seconds')} s; no labels read")
-    steps = report.get("steps")
-    if steps:
-        w = max(len(s["step"]) for s in steps)
-        lines.append(f"  {'step':<{w}}  {'status':<10}  {'error before':>12}  {'after':>8}  {'teacher-forced':>14}")
-        for s in steps:
-            lines.append(f"  {s['step']:<{w}}  {s['status']:<10}  {s['error_before']:>12.4f}  {s['error']:>8.4f}  "
-                         f"{s['local_error']:>14.4f}")
-    h = report.get("heldout")
-    if h:
-        lines.append(f"held out ({h['images']:,} images): top-1 agreement with the original {h['agreement_before']:.4f}"
-                     f" -> {h['agreement']:.4f}, mean KL {h['kl_before']:.4f} -> {h['kl']:.4f}")
-    if report.get("data"):
-        lines.append(f"images: {report['data']}")
-    return "\n".join(lines)
-
-
 def log_calibration(report: dict[str, Any]) -> None:
+    from mgcompile.audit.calibration import format_calibration
+
     for line in format_calibration(report).splitlines():
         logger.info(line)
