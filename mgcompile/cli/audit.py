@@ -86,6 +86,10 @@ def command(ref: str | None, overrides: dict, as_json: bool, as_csv: bool, unit:
                    f"{a['params'] / 1e6:.3f}M, gap {a['paper']['gap_pct']:+.2f}%")
     for note in a["notes"]:
         click.echo(f"note: {note}")
+    if "calibration" in a:
+        from mgcompile.audit.calibration import format_calibration
+
+        click.echo(format_calibration(a["calibration"]))
 
 
 def _paper(as_json: bool, as_csv: bool) -> None:

@@ -81,6 +81,10 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     if calibrate_data is not None:
         cfg = config_of(calibrate_steps, calibrate_batch, overrides.get("seed"), device)  # bad flags fail first
         init = init or "base"
+        if weights is None and base.startswith(("torchvision:", "timm:")):
+            raise MGCompileError(f"--calibrate fits the MG network to a trained original; {base} without --weights "
+                                 "has fresh weights (nothing learned to keep): give its trained weights with "
+                                 "--weights PATH")
         if latency is not None:
             raise MGCompileError("--calibrate and --latency-aware exclude each other: latency-aware conversion works "
                                  "on specs (fresh weights), calibration on trained networks")

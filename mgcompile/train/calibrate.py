@@ -57,7 +57,7 @@ class CalibrationConfig:
     seed: int = 0
     device: str = "cpu"
     heldout_images: int = 5_000  # at most this many held-out images score the result
-    bn_images: int = 4_096  # at most this many calibration images re-estimate BatchNorm statistics
+    bn_images: int = 4_096  # at most this many of the images presented re-estimate BatchNorm statistics
 
     @property
     def steps(self) -> int:
@@ -293,10 +293,13 @@ def calibrate(mg_model: nn.Module, original: nn.Module, images: Any, *, heldout:
     report: dict[str, Any] = {"method": "teacher-forced local phase, then global phase (step outputs + logits KL)",
                               "config": cfg.to_dict(), "fitted_steps": len(steps)}
     before = score(pair, scored) if scored else None
+    logger.info(f"fitting {len(steps)} converted steps to the original: {cfg.steps} steps of {cfg.batch_size} images, "
+                f"{round(cfg.steps * cfg.local_fraction)} of them teacher-forced")
     start = time.perf_counter()
     history = _fit(pair, mg_model, batches(images, cfg.batch_size, cfg.seed), cfg, dev)
     with stage("re-estimating BatchNorm statistics over the calibration images"):
-        seen = recompute_batchnorm(mg_model, batches(images, cfg.batch_size, cfg.seed + 1), cfg.bn_images, dev)
+        seen = recompute_batchnorm(mg_model, batches(images, cfg.batch_size, cfg.seed + 1),
+                                   min(cfg.bn_images, cfg.steps * cfg.batch_size), dev)
     report.update(seconds=round(time.perf_counter() - start, 1), bn_images=seen, history=history)
     conversion = mg_model.mg_graph.meta_graph.conversion  # type: ignore[attr-defined]
     conversion["calibration"] = report  # saved with the model: audits show it
