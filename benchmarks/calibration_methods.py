@@ -30,7 +30,7 @@ def main() -> None:
     from mgcompile.api import load
     from mgcompile.cli.calibrate import normalisation_of
     from mgcompile.refs import resolve
-    from mgcompile.train.calibrate import CalibrationConfig, calibrate
+    from mgcompile.calibration import CalibrationConfig, calibrate
     from mgcompile.train.calibration_data import calibration_images
     from mgcompile.train.data import load_source, make_splits
 

@@ -24,7 +24,7 @@ _LAZY = {
     "Graph": "mgcompile.ir", "verify": "mgcompile.ir",
     "list_models": "mgcompile.registry", "model_spec": "mgcompile.registry", "register_model": "mgcompile.registry",
     "build": "mgcompile.api", "expand": "mgcompile.api", "load": "mgcompile.api", "save": "mgcompile.api",
-    "convert": "mgcompile.conversion", "latency_aware": "mgcompile.latency", "calibrate": "mgcompile.train.calibrate",
+    "convert": "mgcompile.conversion", "latency_aware": "mgcompile.latency", "calibrate": "mgcompile.calibration",
 }
 
 __all__ = ["GraphError", "MGCompileError", "NothingConverted", "SpecError", "__version__", *sorted(_LAZY)]

@@ -32,7 +32,7 @@ from mgcompile.backends.torch_module import attach, lower_to_torch
 from mgcompile.errors import MGCompileError, NothingConverted, SpecError
 from mgcompile.backends.opaque import opaque_records
 from mgcompile.passes.residual_steps import FoundStep, collapse, find_sums
-from mgcompile.frontends.torch_import import check_import, copy_weights, import_module
+from mgcompile.frontends.torch_import import check_import, copy_weights, fingerprint, import_module
 from mgcompile.ir.graph import Graph
 from mgcompile.ir.meta import GraphMeta
 from mgcompile.ir.roles import Role, mark_step
@@ -71,7 +71,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
 
     ``calibrate``: images (a tensor, a Dataset or any iterable of image batches, normalised as ``model`` expects)
     to fit the result to ``model`` on, without labels (:func:`mgcompile.calibrate`, default budget); ``init`` then
-    defaults to ``base``; ``calibrate_config`` (a :class:`~mgcompile.train.calibrate.CalibrationConfig`) sets its
+    defaults to ``base``; ``calibrate_config`` (a :class:`~mgcompile.calibration.CalibrationConfig`) sets its
     budget and seed. The report is in ``.mg_conversion["calibration"]``; the result is in eval mode.
     """
     init = init or ("base" if calibrate is not None else "random")
@@ -86,7 +86,7 @@ def convert(model: nn.Module, *, group_size: int, coarsest: int | None = None, c
     converted = convert_with(model, params, options, example_input=example_input, name=name,
                              paper_width_mult=paper_width_mult)
     if calibrate is not None:
-        from mgcompile.train.calibrate import calibrate as fit
+        from mgcompile.calibration import calibrate as fit
 
         fit(converted, model, calibrate, config=calibrate_config)
     return converted
@@ -211,17 +211,6 @@ def warm_start(graph: Graph, original: nn.Module, lowered: nn.Module, steps: dic
                     target.copy_(value.reshape(target.shape))
                 elif graph.op(node) == "conv" and key == "weight" and value.shape[0] == target.shape[0]:
                     _copy_diagonal_blocks(value, target, graph.attrs(node)["in_channels"], graph.attrs(node)["groups"])
-
-
-@torch.no_grad()
-def fingerprint(module: nn.Module, input_shape: tuple[int, ...]) -> list[float]:
-    """The original's eval-mode output on one fixed input: 16 values and the norm, stored with the conversion so
-    that a calibration can tell the network it was converted from from another of the same architecture."""
-    x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(20261208))
-    was = module.training
-    out = module.eval()(x).flatten().double()
-    module.train(was)
-    return [float(v) for v in out[:16]] + [float(out.norm())]
 
 
 def _copy_diagonal_blocks(value: torch.Tensor, target: torch.Tensor, in_channels: int, groups: int) -> None:

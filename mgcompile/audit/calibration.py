@@ -1,4 +1,4 @@
-"""The calibration report (``conversion["calibration"]``, :mod:`mgcompile.train.calibrate`) as text."""
+"""The calibration report (``conversion["calibration"]``, :mod:`mgcompile.calibration`) as text."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def audit(graph: Graph, spec: Spec | None, base: Graph | None = None, *, batch_s
                        "activations": ba.to_dict()}
         out["ratio"] = {"params": report.params / b.params, "macs": report.macs / b.macs if b.macs else None}
     calibration = (graph.meta_graph.conversion or {}).get("calibration")
-    if calibration:  # a calibrated conversion: how close it came to its original (mgcompile.train.calibrate)
+    if calibration:  # a calibrated conversion: how close it came to its original (mgcompile.calibration)
         out["calibration"] = calibration
     return out
 

@@ -2,7 +2,7 @@
 
 Also the glue ``convert --calibrate`` shares: the calibration flags, finding the original,
 its input normalisation and the images (:mod:`mgcompile.train.calibration_data`), and the
-fit itself (:mod:`mgcompile.train.calibrate`).
+fit itself (:mod:`mgcompile.calibration`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def calibration_options(fn: Callable) -> Callable:
 
 
 def config_of(steps: int | None, batch: int, seed: int | None, device: str) -> Any:
-    from mgcompile.train.calibrate import CalibrationConfig
+    from mgcompile.calibration import CalibrationConfig
 
     cfg = CalibrationConfig(batch_size=batch, seed=seed or 0, device=_device(device))
     return cfg if steps is None else CalibrationConfig(**{**cfg.to_dict(), "presentations": steps * batch})
@@ -74,7 +74,9 @@ def run_calibration(model: Any, data: str, *, original_ref: str | None = None, w
     is stored in its conversion record (``calibration``) and returned."""
     from mgcompile.errors import MGCompileError
     from mgcompile.original import load_original
-    from mgcompile.train.calibrate import calibrate, log_calibration
+    from mgcompile.audit.calibration import format_calibration
+    from mgcompile.calibration import calibrate
+    from mgcompile.progress import logger
     from mgcompile.train.calibration_data import calibration_images
 
     graph = model.mg_graph
@@ -104,7 +106,8 @@ def run_calibration(model: Any, data: str, *, original_ref: str | None = None, w
     record["normalize"] = norm.to_dict()
     conversion["original"] = record
     conversion["calibration"] = report
-    log_calibration(report)
+    for line in format_calibration(report).splitlines():
+        logger.info(line)
     return report
 
 

@@ -36,7 +36,8 @@ _RUN_FOLDER_HINT = "convert writes a new folder: choose another -o (to convert a
 @click.option("--calibrate", "calibrate_data", metavar="DATA",
               help="After converting, fit the MG network to the trained original on DATA's images, without labels "
                    "(digits, mnist, fashion-mnist, cifar10, cifar100, imagefolder:PATH, images:PATH): each converted "
-                   "step and transition learns its original step's output back. Runs and modules with --weights only.")
+                   "step and transition learns its original step's output back. Trained runs and modules only "
+                   "(torchvision:/timm: with --weights).")
 @calibration_options
 @click.option("--latency-aware", "latency", type=click.Choice(targets.latency_targets()),
               help="Spec routes: time every MG cycle against its base step on this target (on this machine) and keep "
@@ -60,7 +61,9 @@ def command(base: str, overrides: dict, ignored: tuple[str, ...], min_channels: 
     listed with what happened to it and why. Writes spec.yaml (spec routes), graph.json (the IR),
     model.pt (IR + weights; reload with mgcompile.load(DIR)), audit.json, for converted modules
     and runs conversion.json (with the original it was converted from: REF, path, sha256), and with
-    --latency-aware latency.json. Only these files are replaced in an existing folder (each
+    --latency-aware latency.json. --calibrate DATA then fits the converted network to the trained
+    original on DATA's images, without labels, and stores its report in conversion.json
+    (`mgcompile calibrate FOLDER` does it later). Only these files are replaced in an existing folder (each
     only if mgcompile wrote it); everything else in it stays. A network
     in which no residual step becomes an MG cycle fails with exit code 2 and writes nothing.
     """

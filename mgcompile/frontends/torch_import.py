@@ -414,3 +414,14 @@ def check_import(imported: ImportedModule, example_input: torch.Tensor, atol: fl
     if not err <= atol:
         raise InternalError(f"the imported network differs from the module (max rel. error {err:.2e}): an import rule "
                             "misread a layer; please report it with the model")
+
+
+@torch.no_grad()
+def fingerprint(module: nn.Module, input_shape: tuple[int, ...]) -> list[float]:
+    """The original's eval-mode output on one fixed input: 16 values and the norm, stored with the conversion so
+    that a calibration can tell the network it was converted from from another of the same architecture."""
+    x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(20261208))
+    was = module.training
+    out = module.eval()(x).flatten().double()
+    module.train(was)
+    return [float(v) for v in out[:16]] + [float(out.norm())]

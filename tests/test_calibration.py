@@ -15,7 +15,7 @@ from torchvision.models import convnext as tv_convnext
 
 import mgcompile
 from mgcompile.errors import MGCompileError
-from mgcompile.train.calibrate import CalibrationConfig, calibrate, fitted_steps, recompute_batchnorm
+from mgcompile.calibration import CalibrationConfig, calibrate, fitted_steps, recompute_batchnorm
 
 
 def _trained_like(model: nn.Module, images: torch.Tensor, seed: int = 0) -> nn.Module:
@@ -80,7 +80,7 @@ def _images(n: int, size: int, seed: int) -> torch.Tensor:
 
 def _forced_errors(pair, x: torch.Tensor) -> list[float]:
     """Each fitted step's error fed the original's input to it, in training mode (the local phase's objective)."""
-    from mgcompile.train.calibrate import _nmse
+    from mgcompile.calibration import _nmse
 
     with torch.no_grad():
         _, t_in, t_out = pair.targets(x)
@@ -92,7 +92,7 @@ def _forced_errors(pair, x: torch.Tensor) -> list[float]:
 def test_the_fit_lowers_every_fitted_steps_error(case):
     """Every step kind's new layers are found by role, fed the original's input and fitted: each step's own error
     (on a batch held out from the fit, training mode) goes down; the whole calibration then reports per step."""
-    from mgcompile.train.calibrate import _fit, _Pair, batches, teacher_of
+    from mgcompile.calibration import _fit, _Pair, batches, teacher_of
 
     make, flags, size = CASES[case]
     torch.manual_seed(0)

@@ -82,7 +82,7 @@ def teacher_of(mg_model: nn.Module, original: nn.Module) -> fx.GraphModule:
     one-line error: its import does not reproduce the base graph, or its outputs differ.
     """
     from mgcompile.backends.torch_module import lower_to_torch
-    from mgcompile.frontends.torch_import import copy_weights, import_module
+    from mgcompile.frontends.torch_import import copy_weights, fingerprint, import_module
 
     graph: Graph = mg_model.mg_graph  # type: ignore[attr-defined]
     stored = graph.meta_graph.base_graph
@@ -103,8 +103,6 @@ def teacher_of(mg_model: nn.Module, original: nn.Module) -> fx.GraphModule:
     teacher.eval()
     recorded = graph.meta_graph.conversion.get("fingerprint")
     if recorded is not None:  # the same weights as at conversion (conversions before it recorded none)
-        from mgcompile.conversion import fingerprint
-
         got = torch.tensor(fingerprint(teacher, tuple(base.input_shape())))
         want = torch.tensor(recorded)
         if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-3, atol=1e-4 * float(want[-1]) + 1e-6):
@@ -412,10 +410,3 @@ def score(pair: _Pair, scored: list[torch.Tensor]) -> dict[str, Any]:
     return {"agreement": round(agree / n, 5), "kl": round(kl / n, 5),
             "errors": [round(v, 5) for v in (errs / norm).tolist()],
             "local": [round(v, 5) for v in (local / norm).tolist()]}
-
-
-def log_calibration(report: dict[str, Any]) -> None:
-    from mgcompile.audit.calibration import format_calibration
-
-    for line in format_calibration(report).splitlines():
-        logger.info(line)
