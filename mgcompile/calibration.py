@@ -182,7 +182,7 @@ def batches(images: Any, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
             if hasattr(images, "epoch"):
                 images.epoch = epoch  # a fresh augmentation per pass (calibration_data.CalibrationSet)
             loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=True, generator=gen,
-                                                 collate_fn=lambda items: torch.stack([_item(i) for i in items]))
+                                                 collate_fn=_stack)
             yield from loader
             epoch += 1
     if not isinstance(images, Iterable):
@@ -197,8 +197,9 @@ def batches(images: Any, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
             raise MGCompileError("the calibration images are empty (the iterable yielded no batch)")
 
 
-def _item(item: Any) -> torch.Tensor:
-    return item[0] if isinstance(item, (tuple, list)) else item
+def _stack(items: list[Any]) -> torch.Tensor:
+    """A Dataset's items as one batch: an item is an image, or an ``(image, label)`` pair whose label is dropped."""
+    return torch.stack([i[0] if isinstance(i, (tuple, list)) else i for i in items])
 
 
 def _fixed(images: Any, limit: int, batch_size: int) -> list[torch.Tensor]:
@@ -210,8 +211,7 @@ def _fixed(images: Any, limit: int, batch_size: int) -> list[torch.Tensor]:
     if isinstance(images, torch.Tensor):
         source = iter(images[i:i + batch_size] for i in range(0, len(images), batch_size))
     elif isinstance(images, torch.utils.data.Dataset) and hasattr(images, "__len__"):
-        source = iter(torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False,
-                                                  collate_fn=lambda items: torch.stack([_item(i) for i in items])))
+        source = iter(torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, collate_fn=_stack))
     else:
         source = (_images(b) for b in images)
     for b in source:
@@ -247,8 +247,8 @@ class _Pair:
         s_out = [_boundary(graph, Role.STEP_OUTPUT, s) for s in steps]
         self.teacher = tapped(teacher, base, t_in + t_out)
         self.student = tapped(mg_model, graph, s_out)  # type: ignore[arg-type]
-        self.forced = tapped(mg_model, graph, s_out, forced=list(dict.fromkeys(s_in)))  # type: ignore[arg-type]
         self.forced_order = list(dict.fromkeys(s_in))
+        self.forced = tapped(mg_model, graph, s_out, forced=self.forced_order)  # type: ignore[arg-type]
         self.s_in = s_in
 
     @torch.no_grad()

@@ -85,10 +85,6 @@ def run_calibration(model: Any, data: str, *, original_ref: str | None = None, w
         raise MGCompileError("this network was not converted from a module or a trained run (no conversion record); "
                              "calibration fits a converted network to its original: convert a trained network first")
     record = dict(conversion.get("original") or {})
-    if original_ref is None and weights is None and record.get("route") in ("torchvision", "timm") \
-            and record.get("weights") is None:
-        raise MGCompileError(f"{record.get('ref')} was converted with fresh weights: nothing learned to keep; give the "
-                             "trained weights with --weights PATH (calibration fits the MG network to a trained original)")
     original = load_original(record, ref=original_ref, weights=weights)
     if original_ref is not None:  # the user's original: its own normalisation, not the record's
         from mgcompile.refs import route_of
@@ -104,8 +100,7 @@ def run_calibration(model: Any, data: str, *, original_ref: str | None = None, w
     report = calibrate(model, original, images.fit, heldout=images.heldout, config=cfg)
     report.update(data=images.description, normalize=norm.to_dict(), images=data)
     record["normalize"] = norm.to_dict()
-    conversion["original"] = record
-    conversion["calibration"] = report
+    conversion["original"] = record  # calibrate() stored the report in the same record
     for line in format_calibration(report).splitlines():
         logger.info(line)
     return report
