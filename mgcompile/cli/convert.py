@@ -36,8 +36,8 @@ _RUN_FOLDER_HINT = "convert writes a new folder: choose another -o (to convert a
 @click.option("--calibrate", "calibrate_data", metavar="DATA",
               help="After converting, fit the MG network to the trained original on DATA's images, without labels "
                    "(digits, mnist, fashion-mnist, cifar10, cifar100, imagefolder:PATH, images:PATH): each converted "
-                   "step and transition learns its original step's output back. Trained runs and modules only "
-                   "(torchvision:/timm: with --weights).")
+                   "step and transition learns its original step's output back. Trained runs, and modules given their "
+                   "trained --weights (the folder records them, so `mgcompile calibrate` can rebuild the original).")
 @calibration_options
 @click.option("--latency-aware", "latency", type=click.Choice(targets.latency_targets()),
               help="Spec routes: time every MG cycle against its base step on this target (on this machine) and keep "
